@@ -1,0 +1,211 @@
+/*
+ * commit.c - group commit: the request queue and the single writer thread.
+ *
+ * LMDB allows one write transaction at a time, and a durable commit costs an fsync, which
+ * dwarfs the work of writing a few records. So callers never write: cs_committer_submit()
+ * queues a prepared request and sleeps; the writer takes EVERY request queued at that moment
+ * (up to max_batch_events), applies them one after another in one transaction, commits once
+ * (one fsync), and wakes each caller with its own result. Under load, the requests that arrive
+ * during one fsync form the next batch, so throughput grows with concurrency while a lone
+ * caller still pays just one commit.
+ *
+ * Failure isolation:
+ *  - A request that fails its checks or conflicts (cs_request_apply sets req->rc) wrote nothing
+ *    and fails alone; the rest of the batch commits.
+ *  - MDB_MAP_FULL aborts the transaction; the writer grows the map with no transaction open and
+ *    runs the whole batch again (nothing of it was committed, so the retry is exact).
+ *  - Any other transaction failure (disk full, map at its cap, I/O) with more than one request
+ *    in the batch: each request is retried in a transaction of its own, so the one that does not
+ *    fit fails and the others still commit.
+ *
+ * Positions come from the meta record "last_position", read and written in the same
+ * transaction, so they stay strictly increasing across restarts and never depend on the log's
+ * last key (which erasure may remove).
+ */
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static void now_ts(Convstore__V1__Timestamp *ts)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	convstore__v1__timestamp__init(ts);
+	ts->seconds = t.tv_sec;
+	ts->nanos = (int32_t)t.tv_nsec;
+}
+
+/* One attempt at committing @reqs (a linked list of @count) in one transaction. */
+static int commit_once(cs_committer *c, cs_request *reqs, size_t count, cs_error *err)
+{
+	cs_store *s = c->store;
+	cs_batch_ctx ctx = {.store = s};
+	int rc = cs_txn_begin(&ctx.txn, &s->env, true, err);
+	if (rc)
+		return rc;
+	now_ts(&ctx.now);
+	rc = cs_meta_last_position(ctx.txn, &s->env, &ctx.next_position, err);
+	ctx.next_position++;
+	uint64_t first = ctx.next_position;
+	size_t done = 0;
+	for (cs_request *r = reqs; !rc && done < count; r = r->next, done++)
+		rc = cs_request_apply(&ctx, r, err);
+	if (!rc && ctx.next_position != first) {
+		unsigned char num[8];
+		cs_put_be64(num, ctx.next_position - 1);
+		MDB_val k = {strlen(CS_META_LAST_POSITION), CS_META_LAST_POSITION};
+		MDB_val v = {8, num};
+		int mrc = mdb_put(ctx.txn, s->env.meta, &k, &v, 0);
+		if (mrc)
+			rc = cs_lmdb_error(err, mrc, "put last position");
+	}
+	if (rc) {
+		cs_txn_abort(&s->env, ctx.txn);
+		return rc;
+	}
+	return cs_txn_commit(&s->env, ctx.txn, err);
+}
+
+/* Commit with growth: on a full map, grow and run the same batch again. */
+static int commit_growing(cs_committer *c, cs_request *reqs, size_t count, cs_error *err)
+{
+	for (;;) {
+		int rc = commit_once(c, reqs, count, err);
+		if (rc != CS_EFULL)
+			return rc;
+		/* Grow by at least the batch's size so that one huge request fits. */
+		size_t need = 0;
+		cs_request *r = reqs;
+		for (size_t i = 0; i < count; i++, r = r->next)
+			for (size_t j = 0; j < r->n; j++)
+				need += cs_record_size(&r->events[j].body, 64) + 1024;
+		if (cs_env_grow(&c->store->env, 2 * need, err) != CS_OK)
+			return CS_EFULL; /* at the cap: err says so */
+	}
+}
+
+static void fail_request(cs_request *r, int rc, const cs_error *err)
+{
+	r->rc = rc;
+	r->err = *err;
+	r->err.index = CS_NO_INDEX;
+}
+
+static void commit_batch(cs_committer *c, cs_request *reqs, size_t count)
+{
+	cs_error err = CS_ERROR_INIT;
+	int rc = commit_growing(c, reqs, count, &err);
+	if (rc == CS_OK) {
+		c->commits++;
+		for (cs_request *r = reqs; r; r = r->next)
+			c->appends += r->rc == CS_OK;
+		return;
+	}
+	if (count == 1) {
+		fail_request(reqs, rc, &err);
+		return;
+	}
+	/* Isolate the request that does not fit: each alone. */
+	cs_request *r = reqs;
+	for (size_t i = 0; i < count; i++) {
+		cs_request *next = r->next;
+		cs_error e1 = CS_ERROR_INIT;
+		int rc1 = commit_growing(c, r, 1, &e1);
+		if (rc1) {
+			fail_request(r, rc1, &e1);
+		} else {
+			c->commits++;
+			c->appends += r->rc == CS_OK;
+		}
+		r = next;
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	cs_committer *c = arg;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		while (!c->head && !c->closing)
+			pthread_cond_wait(&c->work, &c->lock);
+		if (!c->head)
+			break; /* closing, and every queued request is done */
+		/* Take a batch off the queue: whole requests up to max_batch_events. */
+		cs_request *batch = c->head, *last = c->head;
+		size_t count = 1, events = c->head->n;
+		while (last->next && events + last->next->n <= c->max_batch_events) {
+			last = last->next;
+			events += last->n;
+			count++;
+		}
+		c->head = last->next;
+		if (!c->head)
+			c->tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&c->lock);
+
+		commit_batch(c, batch, count);
+
+		pthread_mutex_lock(&c->lock);
+		for (cs_request *r = batch; r; r = r->next)
+			r->done = true;
+		pthread_cond_broadcast(&c->done);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+int cs_committer_start(cs_committer *c, cs_store *store, size_t max_batch_events, cs_error *err)
+{
+	memset(c, 0, sizeof(*c));
+	c->store = store;
+	c->max_batch_events = max_batch_events;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->work, NULL);
+	pthread_cond_init(&c->done, NULL);
+	if (pthread_create(&c->thread, NULL, writer_main, c) != 0) {
+		pthread_cond_destroy(&c->done);
+		pthread_cond_destroy(&c->work);
+		pthread_mutex_destroy(&c->lock);
+		return cs_error_set(err, CS_ENOMEM, "cannot start the writer thread");
+	}
+	c->started = true;
+	return CS_OK;
+}
+
+void cs_committer_stop(cs_committer *c)
+{
+	if (!c->started)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->closing = true;
+	pthread_cond_signal(&c->work);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->thread, NULL);
+	pthread_cond_destroy(&c->done);
+	pthread_cond_destroy(&c->work);
+	pthread_mutex_destroy(&c->lock);
+	c->started = false;
+}
+
+int cs_committer_submit(cs_committer *c, cs_request *req)
+{
+	req->next = NULL;
+	req->done = false;
+	pthread_mutex_lock(&c->lock);
+	if (c->closing) {
+		pthread_mutex_unlock(&c->lock);
+		return cs_error_set(&req->err, CS_ECLOSED, "the store is closing");
+	}
+	if (c->tail)
+		c->tail->next = req;
+	else
+		c->head = req;
+	c->tail = req;
+	pthread_cond_signal(&c->work);
+	while (!req->done)
+		pthread_cond_wait(&c->done, &c->lock);
+	pthread_mutex_unlock(&c->lock);
+	return req->rc;
+}

@@ -1,0 +1,224 @@
+/*
+ * env.c - the one LMDB wrapper: opening the environment and its named databases, mapping LMDB's
+ * codes to ours, transactions, and growing the map.
+ *
+ * Invariants:
+ *  - Every transaction of this process holds txn_lock shared from begin to commit/abort, and
+ *    growing the map holds it exclusively. LMDB requires mdb_env_set_mapsize() to run with no
+ *    transaction open in the process; the lock makes that a fact instead of a comment. The lock
+ *    prefers writers, so a grow waits only for the reads already running.
+ *  - MDB_NOTLS: a read transaction is not tied to its thread's slot, so HTTP worker threads can
+ *    each hold one without exhausting the reader table.
+ *  - A map that another process grew (MDB_MAP_RESIZED) is adopted and the begin retried once;
+ *    a full reader table (MDB_READERS_FULL) gets one mdb_reader_check() and one retry.
+ *
+ * Durability: without no_sync, mdb_txn_commit() writes and fdatasync()s before it returns, so a
+ * commit that returned is on disk. With no_sync (MDB_NOSYNC) it is not.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+#define CS_DEFAULT_MAP_SIZE ((size_t)64 << 20)
+
+int cs_lmdb_error(cs_error *err, int rc, const char *what)
+{
+	int code;
+	switch (rc) {
+	case MDB_SUCCESS: return CS_OK;
+	case MDB_NOTFOUND: code = CS_ENOTFOUND; break;
+	case MDB_MAP_FULL:
+	case ENOSPC:
+	case EDQUOT: code = CS_EFULL; break;
+	case MDB_TXN_FULL:
+	case MDB_BAD_VALSIZE: code = CS_ETOOBIG; break;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INCOMPATIBLE: code = CS_ECORRUPT; break;
+	case ENOMEM: code = CS_ENOMEM; break;
+	default: code = CS_EIO; break;
+	}
+	return cs_error_set(err, code, "%s: %s", what, mdb_strerror(rc));
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(buf))
+		return ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		char c = buf[i];
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return errno;
+		buf[i] = c;
+	}
+	return 0;
+}
+
+static int open_dbis(cs_env *e, cs_error *err)
+{
+	MDB_txn *txn;
+	unsigned flags = e->read_only ? 0 : MDB_CREATE;
+	int rc = mdb_txn_begin(e->env, NULL, e->read_only ? MDB_RDONLY : 0, &txn);
+	if (rc)
+		return cs_lmdb_error(err, rc, "begin");
+	struct {
+		const char *name;
+		MDB_dbi *dbi;
+	} dbs[] = {{"meta", &e->meta},
+		   {"events", &e->events},
+		   {"streams", &e->streams},
+		   {"heads", &e->heads},
+		   {"idem", &e->idem}};
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		rc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
+		if (rc) {
+			mdb_txn_abort(txn);
+			if (rc == MDB_NOTFOUND)
+				return cs_error_set(err, CS_ECORRUPT,
+						    "not a convstore store: no \"%s\" database",
+						    dbs[i].name);
+			return cs_lmdb_error(err, rc, dbs[i].name);
+		}
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? cs_lmdb_error(err, rc, "open databases") : CS_OK;
+}
+
+int cs_env_open(cs_env *e, const cs_store_options *o, cs_error *err)
+{
+	memset(e, 0, sizeof(*e));
+	e->read_only = o->read_only;
+	e->map_size = o->map_size ? o->map_size : CS_DEFAULT_MAP_SIZE;
+	e->max_map_size = o->max_map_size;
+	if (e->max_map_size && e->map_size > e->max_map_size)
+		e->map_size = e->max_map_size;
+
+	if (!e->read_only) {
+		int rc = mkdir_p(o->path);
+		if (rc)
+			return cs_error_set(err, CS_EIO, "cannot create %s: %s", o->path,
+					    strerror(rc));
+	}
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&e->txn_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+
+	int rc = mdb_env_create(&e->env);
+	if (rc)
+		goto fail;
+	mdb_env_set_maxdbs(e->env, 8);
+	mdb_env_set_maxreaders(e->env, o->max_readers ? o->max_readers : 510);
+	if ((rc = mdb_env_set_mapsize(e->env, e->map_size)))
+		goto fail;
+	unsigned flags =
+	    MDB_NOTLS | (o->no_sync ? MDB_NOSYNC : 0) | (e->read_only ? MDB_RDONLY : 0);
+	if ((rc = mdb_env_open(e->env, o->path, flags, 0600)))
+		goto fail;
+	/* Another process may have grown the map beyond what we asked for: adopt its size. */
+	MDB_envinfo info;
+	mdb_env_info(e->env, &info);
+	e->map_size = info.me_mapsize;
+	if (open_dbis(e, err) != CS_OK) {
+		cs_env_close(e);
+		return err ? err->code : CS_EIO;
+	}
+	return CS_OK;
+fail:
+	cs_lmdb_error(err, rc, o->path);
+	cs_env_close(e);
+	return err ? err->code : CS_EIO;
+}
+
+void cs_env_close(cs_env *e)
+{
+	if (e->env)
+		mdb_env_close(e->env);
+	e->env = NULL;
+	pthread_rwlock_destroy(&e->txn_lock);
+}
+
+/* Adopt a map size another process set (MDB_MAP_RESIZED). Needs no txn open: exclusive lock. */
+static void adopt_map_size(cs_env *e)
+{
+	pthread_rwlock_wrlock(&e->txn_lock);
+	mdb_env_set_mapsize(e->env, 0);
+	MDB_envinfo info;
+	mdb_env_info(e->env, &info);
+	e->map_size = info.me_mapsize;
+	pthread_rwlock_unlock(&e->txn_lock);
+}
+
+int cs_txn_begin(MDB_txn **out, cs_env *e, bool write, cs_error *err)
+{
+	*out = NULL;
+	int rc = 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		pthread_rwlock_rdlock(&e->txn_lock);
+		rc = mdb_txn_begin(e->env, NULL, write ? 0 : MDB_RDONLY, out);
+		if (rc == MDB_SUCCESS)
+			return CS_OK;
+		pthread_rwlock_unlock(&e->txn_lock);
+		if (rc == MDB_MAP_RESIZED) {
+			adopt_map_size(e);
+		} else if (rc == MDB_READERS_FULL) {
+			int dead = 0;
+			mdb_reader_check(e->env, &dead);
+		} else {
+			break;
+		}
+	}
+	*out = NULL;
+	return cs_lmdb_error(err, rc, write ? "begin write" : "begin read");
+}
+
+void cs_txn_abort(cs_env *e, MDB_txn *txn)
+{
+	if (!txn)
+		return;
+	mdb_txn_abort(txn);
+	pthread_rwlock_unlock(&e->txn_lock);
+}
+
+int cs_txn_commit(cs_env *e, MDB_txn *txn, cs_error *err)
+{
+	int rc = mdb_txn_commit(txn);
+	pthread_rwlock_unlock(&e->txn_lock);
+	return rc ? cs_lmdb_error(err, rc, "commit") : CS_OK;
+}
+
+int cs_env_grow(cs_env *e, size_t at_least, cs_error *err)
+{
+	pthread_rwlock_wrlock(&e->txn_lock);
+	size_t want = e->map_size * 2;
+	if (want < e->map_size + at_least)
+		want = e->map_size + at_least;
+	if (e->max_map_size && want > e->max_map_size)
+		want = e->max_map_size;
+	int rc = CS_OK;
+	if (want <= e->map_size) {
+		rc = cs_error_set(err, CS_EFULL, "map is at its %zu-byte cap", e->map_size);
+	} else {
+		int mrc = mdb_env_set_mapsize(e->env, want);
+		if (mrc) {
+			rc = cs_lmdb_error(err, mrc, "grow map");
+		} else {
+			e->map_size = want;
+			e->grows++;
+		}
+	}
+	pthread_rwlock_unlock(&e->txn_lock);
+	return rc;
+}

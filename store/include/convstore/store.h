@@ -1,0 +1,208 @@
+/*
+ * convstore/store.h - libconvstore, the event store. A user guide as much as a header.
+ *
+ * A store is one folder holding one LMDB environment. Conversations (streams) belong to a
+ * tenant; each holds events numbered by `version` 1, 2, 3 ... with no gaps, and every event also
+ * gets a store-wide, strictly increasing global `position`. Events are immutable protobuf
+ * messages (convstore.v1.Event, see proto/convstore/v1/event.proto).
+ *
+ * Writing: cs_store_append() validates a batch of events for one conversation, checks the
+ * caller's expected version, and hands the batch to the store's single writer thread, which
+ * commits every request queued at that moment in ONE LMDB transaction and ONE fsync (group
+ * commit) and then wakes each caller with its own result. A request that fails validation or
+ * conflicts fails alone; the others in the same transaction commit. When cs_store_append()
+ * returns CS_OK the events are durable (unless the store was opened with no_sync).
+ *
+ * Reading: short MVCC read transactions; a reader never blocks the writer and never sees an event
+ * without the head that reflects it. Results are copied out (unpacked protobuf), so nothing
+ * returned points into the map.
+ *
+ * Threads: every function may be called from any thread at the same time, except that
+ * cs_store_close() must not race with any other call on the same store.
+ *
+ * Caveats:
+ *  - One process writes a store at a time through libconvstore's writer; other processes may
+ *    read (LMDB allows it) and see new commits at their next read.
+ *  - The map grows by itself when it fills, up to options.max_map_size (0: as far as the disk
+ *    goes). Growing needs a moment with no read transaction open in this process; reads are
+ *    short, so an append that triggers growth waits at most for the reads already running.
+ *  - A full disk (or a map at its cap) fails the append with CS_EFULL; nothing is half-written
+ *    and later appends succeed again once space is freed.
+ */
+#ifndef CONVSTORE_STORE_H
+#define CONVSTORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "convstore/error.h"
+#include "convstore/v1/event.pb-c.h"
+#include "convstore/v1/store.pb-c.h"
+
+typedef struct cs_store cs_store;
+
+/* The on-disk layout version this library writes and reads. A store with another version is
+ * refused by cs_store_open() with CS_ECORRUPT ("format version N, expected M"). */
+#define CS_STORE_FORMAT_VERSION 1
+
+/* Default limits (API.md). */
+#define CS_DEFAULT_MAX_EVENT_BYTES    (16u << 20)
+#define CS_DEFAULT_MAX_REQUEST_EVENTS 10000u
+#define CS_MAX_ID_LEN		      128
+#define CS_MAX_METADATA_PAIRS	      64
+#define CS_MAX_METADATA_KEY	      128
+#define CS_MAX_METADATA_VALUE	      4096
+
+typedef struct cs_store_options {
+	const char *path;	   /* folder; created (mode 0700) when missing */
+	size_t map_size;	   /* initial map size in bytes; 0: 64 MiB */
+	size_t max_map_size;	   /* growth cap in bytes; 0: no cap but the disk */
+	bool no_sync;		   /* tests and benchmarks ONLY: commits skip fsync, so an
+				      acknowledged append can be lost in a crash */
+	bool read_only;		   /* open for reading only; cs_store_append gives CS_EINVAL */
+	size_t max_event_bytes;	   /* one packed event; 0: CS_DEFAULT_MAX_EVENT_BYTES */
+	size_t max_request_events; /* events in one append; 0: CS_DEFAULT_MAX_REQUEST_EVENTS */
+	size_t max_batch_events;   /* group commit: events in one transaction; 0: 65,536 */
+	unsigned max_readers;	   /* LMDB reader slots; 0: 510 */
+} cs_store_options;
+
+#define CS_STORE_OPTIONS_INIT                                                                      \
+	{                                                                                          \
+		0                                                                                  \
+	}
+
+/**
+ * Open (creating if needed) the store in options->path and start its writer thread.
+ *
+ * @param[out] out   the store; NULL on failure. Close it with cs_store_close().
+ * @param[in]  opts  options; only path is required. Not kept after the call.
+ * @return CS_OK; CS_EINVAL (bad options), CS_ECORRUPT (not a convstore store, or another format
+ *         version), CS_EIO (the folder or LMDB could not be opened), CS_ENOMEM.
+ */
+int cs_store_open(cs_store **out, const cs_store_options *opts, cs_error *err);
+
+/**
+ * Stop the writer after it has committed every request already queued, then close the
+ * environment. Appends that arrive while closing get CS_ECLOSED. Accepts NULL.
+ */
+void cs_store_close(cs_store *store);
+
+/* expected_version for cs_store_append(): accept whatever the current version is. */
+#define CS_ANY_VERSION (-1)
+
+typedef struct cs_append_result {
+	uint64_t first_version;
+	uint64_t last_version;
+	uint64_t first_position;
+	uint64_t last_position;
+	bool replayed; /* true: every event id was already stored; nothing new was written and the
+			  versions and positions are the original ones */
+} cs_append_result;
+
+/**
+ * Append @n events to conversation @conversation_id of @tenant, atomically, through the group
+ * commit. The conversation is created by its first append.
+ *
+ * @param[out] out     versions and positions given to the events (or, for a replayed request,
+ *                     the original ones)
+ * @param[in]  events  the events as the client sent them. They are not modified: the store
+ *                     fills conversation_id, tenant, version, position, recorded_at, type and a
+ *                     generated id (UUID v4, when the event has none) in its stored copy.
+ * @param expected_version  CS_ANY_VERSION; 0: the conversation must not exist yet; N: its
+ *                     current version must be N.
+ * @return CS_OK
+ *         CS_EINVAL     an event is invalid (err->index names it): no payload or a server-only
+ *                       payload, a bad role, a tool_result that answers no pending call, a
+ *                       call id that is still pending, bad ids or metadata, invalid UTF-8,
+ *                       server-set fields given by the client, duplicate ids in the request
+ *         CS_ETOOBIG    too many events, or one event larger than max_event_bytes
+ *         CS_ECONFLICT  the version is not @expected_version (err->current_version says what
+ *                       it is), or some but not all of the ids are already stored
+ *         CS_EFULL      no space left (the map is at its cap or the disk is full)
+ *         CS_ECLOSED    the store is closing; CS_EIO, CS_ENOMEM
+ *         On any error nothing of the request is stored.
+ */
+int cs_store_append(cs_append_result *out, cs_store *store, const char *tenant,
+		    const char *conversation_id, int64_t expected_version,
+		    Convstore__V1__Event *const *events, size_t n, cs_error *err);
+
+/* A page of events read from the store. Each event is owned by the page. */
+typedef struct cs_event_page {
+	Convstore__V1__Event **events;
+	size_t n;
+	uint64_t next; /* stream reads: the version to read from next; feed reads: the last
+			  position returned (or the one asked for when none was); 0 when the
+			  stream read reached its end */
+} cs_event_page;
+
+/** Free the events of @page and reset it to empty. Accepts NULL. */
+void cs_event_page_deinit(cs_event_page *page);
+
+enum cs_direction { CS_FORWARD = 0, CS_BACKWARD = 1 };
+
+/**
+ * Read up to @limit events of one conversation starting at @from_version, forward (ascending)
+ * or backward (descending; from_version 0 means "from the last event").
+ *
+ * @param[out] out  a page (zero-initialise before the call; deinit after); next is the version
+ *                  to continue from, 0 when there is nothing more.
+ * @return CS_OK; CS_ENOTFOUND (no such conversation); CS_ECORRUPT (a record fails its check:
+ *         the message names the position); CS_ENOMEM; CS_EIO.
+ */
+int cs_store_read_stream(cs_event_page *out, cs_store *store, const char *tenant,
+			 const char *conversation_id, uint64_t from_version, size_t limit,
+			 enum cs_direction direction, cs_error *err);
+
+/**
+ * Read the global feed: up to @limit events with a position greater than @after_position, in
+ * position order. @tenant NULL reads every tenant's events; otherwise others are skipped.
+ * out->next is the position of the last event returned, or @after_position when none was.
+ */
+int cs_store_read_feed(cs_event_page *out, cs_store *store, const char *tenant,
+		       uint64_t after_position, size_t limit, cs_error *err);
+
+/**
+ * The head of one conversation (version, status, timestamps, pending tool calls, usage,
+ * counts...). @out is owned by the caller: protobuf_c_message_free_unpacked(&(*out)->base,
+ * NULL). CS_ENOTFOUND when the conversation does not exist.
+ */
+int cs_store_head(Convstore__V1__Head **out, cs_store *store, const char *tenant,
+		  const char *conversation_id, cs_error *err);
+
+typedef struct cs_store_stats {
+	uint64_t events;	/* records in the event log */
+	uint64_t conversations; /* heads */
+	uint64_t last_position; /* the highest position ever given */
+	uint64_t map_size;	/* bytes mapped */
+	uint64_t map_used;	/* bytes in use (pages in use times the page size) */
+	uint64_t commits;	/* write transactions committed by this process */
+	uint64_t appends;	/* append requests committed by this process */
+	uint64_t map_grows;	/* times this process grew the map */
+} cs_store_stats;
+
+int cs_store_stats_get(cs_store_stats *out, cs_store *store, cs_error *err);
+
+typedef struct cs_verify_report {
+	uint64_t records;	     /* event records checked */
+	uint64_t problems;	     /* problems found; the first is described in err */
+	uint64_t first_bad_position; /* position of the first bad record, 0 if none */
+} cs_verify_report;
+
+/**
+ * Check the whole store: every record's framing and CRC, that it decodes, that the
+ * per-conversation index and the log agree both ways, that versions are gapless, and that every
+ * head's version and last position match its last indexed event.
+ *
+ * @return CS_OK when no problem was found; CS_ECORRUPT when one was (report->problems counts
+ *         them, err describes the first with its position); CS_EIO, CS_ENOMEM.
+ */
+int cs_store_verify(cs_verify_report *out, cs_store *store, cs_error *err);
+
+/** Generate a random UUID v4 in @out (37 bytes with the NUL). */
+int cs_uuid_v4(char out[37], cs_error *err);
+
+/** Whether @s is a valid id: 1..128 characters of A-Z a-z 0-9 . _ : - */
+bool cs_id_valid(const char *s);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * read.c - reads: one conversation's events by version range, the global feed after a
+ * position, and the head.
+ *
+ * Every read is one short read transaction: LMDB gives it a consistent snapshot (a reader never
+ * sees an event without the head that reflects it, because both were written in one
+ * transaction), it never blocks the writer, and nothing it returns points into the map: records
+ * are checked (CRC), inflated and unpacked into memory the caller owns, so the transaction can
+ * end before the caller looks at the result.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef Convstore__V1__Event Event;
+
+void cs_event_page_deinit(cs_event_page *page)
+{
+	if (!page)
+		return;
+	for (size_t i = 0; i < page->n; i++)
+		protobuf_c_message_free_unpacked(&page->events[i]->base, NULL);
+	free(page->events);
+	memset(page, 0, sizeof(*page));
+}
+
+static int page_push(cs_event_page *page, Event *ev, size_t cap, cs_error *err)
+{
+	if (!page->events) {
+		page->events = malloc(cap * sizeof(*page->events));
+		if (!page->events) {
+			protobuf_c_message_free_unpacked(&ev->base, NULL);
+			return cs_error_set(err, CS_ENOMEM, "out of memory for a page of %zu", cap);
+		}
+	}
+	page->events[page->n++] = ev;
+	return CS_OK;
+}
+
+int cs_event_load(Event **out, cs_store *s, MDB_txn *txn, uint64_t position, cs_error *err)
+{
+	cs_key k;
+	cs_key_position(&k, position);
+	MDB_val key = {k.len, k.b}, val;
+	int rc = mdb_get(txn, s->env.events, &key, &val);
+	if (rc) {
+		*out = NULL;
+		return cs_lmdb_error(err, rc, "event");
+	}
+	char what[40];
+	snprintf(what, sizeof(what), "position %llu", (unsigned long long)position);
+	return cs_record_unpack((ProtobufCMessage **)out, &convstore__v1__event__descriptor,
+				val.mv_data, val.mv_size, s->max_raw, what, err);
+}
+
+int cs_head_load(Convstore__V1__Head **out, cs_store *s, MDB_txn *txn, const cs_key *stream,
+		 cs_error *err)
+{
+	MDB_val key = {stream->len, (void *)stream->b}, val;
+	int rc = mdb_get(txn, s->env.heads, &key, &val);
+	if (rc) {
+		*out = NULL;
+		return cs_lmdb_error(err, rc, "head");
+	}
+	return cs_record_unpack((ProtobufCMessage **)out, &convstore__v1__head__descriptor,
+				val.mv_data, val.mv_size, s->max_raw, "head", err);
+}
+
+static size_t clamp_limit(size_t limit)
+{
+	return limit == 0 ? 100 : limit > 10000 ? 10000 : limit;
+}
+
+/* Walk one stream's index from @from in @direction, loading up to @limit events. */
+static int read_stream_txn(cs_event_page *out, cs_store *s, MDB_txn *txn, const cs_key *stream,
+			   const char *tenant, const char *conv, uint64_t from, size_t limit,
+			   enum cs_direction dir, cs_error *err)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, s->env.streams, &cur);
+	if (rc)
+		return cs_lmdb_error(err, rc, "cursor");
+	cs_key k;
+	cs_key_version(&k, tenant, conv, from ? from : UINT64_MAX);
+	MDB_val key = {k.len, k.b}, val;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	if (dir == CS_BACKWARD && (rc == MDB_NOTFOUND || !cs_key_is_version_of(&key, stream) ||
+				   cs_get_be64((unsigned char *)key.mv_data + stream->len) > from))
+		rc = mdb_cursor_get(cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+	MDB_cursor_op step = dir == CS_BACKWARD ? MDB_PREV : MDB_NEXT;
+	out->next = 0;
+	int res = CS_OK;
+	for (; rc == 0 && cs_key_is_version_of(&key, stream);
+	     rc = mdb_cursor_get(cur, &key, &val, step)) {
+		uint64_t version = cs_get_be64((unsigned char *)key.mv_data + stream->len);
+		if (out->n == limit) {
+			out->next = version;
+			break;
+		}
+		if (val.mv_size != 8) {
+			res =
+			    cs_error_set(err, CS_ECORRUPT, "index entry of version %llu is damaged",
+					 (unsigned long long)version);
+			break;
+		}
+		Event *ev;
+		res = cs_event_load(&ev, s, txn, cs_get_be64(val.mv_data), err);
+		if (res == CS_ENOTFOUND)
+			res =
+			    cs_error_set(err, CS_ECORRUPT, "version %llu points to a missing event",
+					 (unsigned long long)version);
+		if (res || (res = page_push(out, ev, limit, err)))
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (!res && rc != 0 && rc != MDB_NOTFOUND)
+		res = cs_lmdb_error(err, rc, "stream");
+	return res;
+}
+
+int cs_store_read_stream(cs_event_page *out, cs_store *s, const char *tenant, const char *conv,
+			 uint64_t from_version, size_t limit, enum cs_direction direction,
+			 cs_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (!tenant || !conv || !cs_id_valid(tenant) || !cs_id_valid(conv))
+		return cs_error_set(err, CS_EINVAL, "invalid tenant or conversation id");
+	limit = clamp_limit(limit);
+	cs_key stream;
+	cs_key_stream(&stream, tenant, conv);
+	MDB_txn *txn;
+	int rc = cs_txn_begin(&txn, &s->env, false, err);
+	if (rc)
+		return rc;
+	MDB_val key = {stream.len, stream.b}, val;
+	int mrc = mdb_get(txn, s->env.heads, &key, &val);
+	if (mrc == MDB_NOTFOUND)
+		rc = cs_error_set(err, CS_ENOTFOUND, "conversation \"%s\" not found", conv);
+	else if (mrc)
+		rc = cs_lmdb_error(err, mrc, "head");
+	else
+		rc =
+		    read_stream_txn(out, s, txn, &stream, tenant, conv,
+				    direction == CS_FORWARD && from_version == 0 ? 1 : from_version,
+				    limit, direction, err);
+	cs_txn_abort(&s->env, txn);
+	if (rc)
+		cs_event_page_deinit(out);
+	return rc;
+}
+
+int cs_store_read_feed(cs_event_page *out, cs_store *s, const char *tenant, uint64_t after_position,
+		       size_t limit, cs_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	out->next = after_position;
+	if (after_position == UINT64_MAX)
+		return CS_OK;
+	limit = clamp_limit(limit);
+	MDB_txn *txn;
+	int rc = cs_txn_begin(&txn, &s->env, false, err);
+	if (rc)
+		return rc;
+	MDB_cursor *cur;
+	int mrc = mdb_cursor_open(txn, s->env.events, &cur);
+	if (mrc) {
+		cs_txn_abort(&s->env, txn);
+		return cs_lmdb_error(err, mrc, "cursor");
+	}
+	cs_key k;
+	cs_key_position(&k, after_position + 1);
+	MDB_val key = {k.len, k.b}, val;
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); mrc == 0 && out->n < limit;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		uint64_t pos = key.mv_size == 8 ? cs_get_be64(key.mv_data) : 0;
+		char what[40];
+		snprintf(what, sizeof(what), "position %llu", (unsigned long long)pos);
+		Event *ev;
+		rc = cs_record_unpack((ProtobufCMessage **)&ev, &convstore__v1__event__descriptor,
+				      val.mv_data, val.mv_size, s->max_raw, what, err);
+		if (rc)
+			break;
+		if (tenant && strcmp(ev->tenant, tenant) != 0) {
+			protobuf_c_message_free_unpacked(&ev->base, NULL);
+			continue;
+		}
+		if ((rc = page_push(out, ev, limit, err)))
+			break;
+		out->next = pos;
+	}
+	mdb_cursor_close(cur);
+	cs_txn_abort(&s->env, txn);
+	if (!rc && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = cs_lmdb_error(err, mrc, "feed");
+	if (rc)
+		cs_event_page_deinit(out);
+	return rc;
+}
+
+int cs_store_head(Convstore__V1__Head **out, cs_store *s, const char *tenant, const char *conv,
+		  cs_error *err)
+{
+	*out = NULL;
+	if (!tenant || !conv || !cs_id_valid(tenant) || !cs_id_valid(conv))
+		return cs_error_set(err, CS_EINVAL, "invalid tenant or conversation id");
+	cs_key stream;
+	cs_key_stream(&stream, tenant, conv);
+	MDB_txn *txn;
+	int rc = cs_txn_begin(&txn, &s->env, false, err);
+	if (rc)
+		return rc;
+	rc = cs_head_load(out, s, txn, &stream, err);
+	cs_txn_abort(&s->env, txn);
+	if (rc == CS_ENOTFOUND)
+		cs_error_set(err, rc, "conversation \"%s\" not found", conv);
+	return rc;
+}

@@ -1,0 +1,311 @@
+/*
+ * reduce.c - the one reducer: head' = apply(head, event), and the check that an event may be
+ * applied to a head at all.
+ *
+ * The head (convstore.v1.Head, proto/convstore/v1/store.proto) is the small inline projection
+ * of a conversation that every append reads and rewrites in the same transaction: version, last
+ * position, status, title, metadata, timestamps, parent, the tool calls still waiting for a
+ * result, usage totals and counts. It holds nothing that grows with the conversation's length
+ * except the open tool calls and the metadata (both capped), so rewriting it per append stays
+ * cheap at any length.
+ *
+ * The head is a protobuf-c struct in the unpacker's layout: every string, array and
+ * sub-message is malloc'd, and empty strings are protobuf_c_empty_string, so that
+ * protobuf_c_message_free_unpacked(head, NULL) frees whatever this file built.
+ *
+ * apply() only folds; it assumes check() passed. Both are pure functions of their inputs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+typedef Convstore__V1__Head Head;
+typedef Convstore__V1__Event Event;
+typedef Convstore__V1__PendingToolCall Pending;
+typedef Convstore__V1__Head__MetadataEntry MetaEntry;
+
+/* ---- protobuf-c struct surgery (the unpacker's memory layout) ---------------------------- */
+
+static bool str_empty(const char *s)
+{
+	return !s || !*s;
+}
+
+/* Replace *field with a copy of @v. */
+static int str_set(char **field, const char *v)
+{
+	char *copy = str_empty(v) ? (char *)protobuf_c_empty_string : strdup(v);
+	if (!copy)
+		return CS_ENOMEM;
+	if (*field && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = copy;
+	return CS_OK;
+}
+
+/* Grow a repeated field by one slot; returns the slot or NULL. */
+static void **array_push(void ***arr, size_t *n)
+{
+	void **grown = realloc(*arr, (*n + 1) * sizeof(void *));
+	if (!grown)
+		return NULL;
+	*arr = grown;
+	return &grown[(*n)++];
+}
+
+static void array_remove(void **arr, size_t *n, size_t i)
+{
+	memmove(&arr[i], &arr[i + 1], (*n - i - 1) * sizeof(void *));
+	(*n)--;
+}
+
+static int pending_find(const Head *h, const char *id)
+{
+	for (size_t i = 0; i < h->n_pending_tool_calls; i++)
+		if (strcmp(h->pending_tool_calls[i]->id, id) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int pending_add(Head *h, const char *id, const char *name, const char *args,
+		       uint64_t version)
+{
+	Pending *p = malloc(sizeof(*p));
+	if (!p)
+		return CS_ENOMEM;
+	convstore__v1__pending_tool_call__init(p);
+	p->version = version;
+	void **slot = array_push((void ***)&h->pending_tool_calls, &h->n_pending_tool_calls);
+	if (!slot) {
+		free(p);
+		return CS_ENOMEM;
+	}
+	*slot = p;
+	if (str_set(&p->id, id) || str_set(&p->name, name) || str_set(&p->arguments, args))
+		return CS_ENOMEM; /* p is in the head: freeing the head frees it */
+	return CS_OK;
+}
+
+static void pending_remove(Head *h, const char *id)
+{
+	int i = pending_find(h, id);
+	if (i < 0)
+		return;
+	protobuf_c_message_free_unpacked(&h->pending_tool_calls[i]->base, NULL);
+	array_remove((void **)h->pending_tool_calls, &h->n_pending_tool_calls, (size_t)i);
+}
+
+/* Merge: a key set to "" is removed; any other value replaces or adds. */
+static int metadata_merge(Head *h, MetaEntry *const *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+		while (j < h->n_metadata && strcmp(h->metadata[j]->key, in[i]->key) != 0)
+			j++;
+		if (str_empty(in[i]->value)) {
+			if (j < h->n_metadata) {
+				protobuf_c_message_free_unpacked(&h->metadata[j]->base, NULL);
+				array_remove((void **)h->metadata, &h->n_metadata, j);
+			}
+			continue;
+		}
+		if (j == h->n_metadata) {
+			MetaEntry *e = malloc(sizeof(*e));
+			if (!e)
+				return CS_ENOMEM;
+			convstore__v1__head__metadata_entry__init(e);
+			void **slot = array_push((void ***)&h->metadata, &h->n_metadata);
+			if (!slot) {
+				free(e);
+				return CS_ENOMEM;
+			}
+			*slot = e;
+			if (str_set(&e->key, in[i]->key))
+				return CS_ENOMEM;
+		}
+		if (str_set(&h->metadata[j]->value, in[i]->value))
+			return CS_ENOMEM;
+	}
+	return CS_OK;
+}
+
+/* Sub-messages of the head are created on first use. */
+#define ENSURE_SUB(field, type, init)                                                              \
+	do {                                                                                       \
+		if (!(field)) {                                                                    \
+			(field) = malloc(sizeof(type));                                            \
+			if (!(field))                                                              \
+				return CS_ENOMEM;                                                  \
+			init(field);                                                               \
+		}                                                                                  \
+	} while (0)
+
+static int set_time(Convstore__V1__Timestamp **field, const Convstore__V1__Timestamp *t)
+{
+	ENSURE_SUB(*field, Convstore__V1__Timestamp, convstore__v1__timestamp__init);
+	if (t) {
+		(*field)->seconds = t->seconds;
+		(*field)->nanos = t->nanos;
+	}
+	return CS_OK;
+}
+
+/* ---- the head's lifecycle ---------------------------------------------------------------- */
+
+int cs_head_new(Head **out, const char *tenant, const char *conversation_id, cs_error *err)
+{
+	*out = malloc(sizeof(Head));
+	if (!*out)
+		return cs_error_set(err, CS_ENOMEM, "out of memory for a head");
+	convstore__v1__head__init(*out);
+	if (str_set(&(*out)->tenant, tenant) || str_set(&(*out)->id, conversation_id) ||
+	    str_set(&(*out)->status, "active")) {
+		cs_head_free(*out);
+		*out = NULL;
+		return cs_error_set(err, CS_ENOMEM, "out of memory for a head");
+	}
+	return CS_OK;
+}
+
+void cs_head_free(Head *head)
+{
+	if (head)
+		protobuf_c_message_free_unpacked(&head->base, NULL);
+}
+
+/* ---- check ------------------------------------------------------------------------------- */
+
+/* A new call id must not name a call that is still waiting for its result (ids may be reused
+ * once answered: tau-bench does). */
+static int check_new_call(const Head *h, const char *id, cs_error *err)
+{
+	if (pending_find(h, id) >= 0)
+		return cs_error_set(err, CS_EINVAL, "tool call id \"%s\" is already pending", id);
+	return CS_OK;
+}
+
+int cs_head_check(const Head *h, const Event *ev, cs_error *err)
+{
+	switch (ev->payload_case) {
+	case CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE: {
+		const Convstore__V1__ModelResponse *mr = ev->model_response;
+		for (size_t i = 0; i < mr->n_tool_calls; i++) {
+			int rc = check_new_call(h, mr->tool_calls[i]->id, err);
+			if (rc)
+				return rc;
+		}
+		return CS_OK;
+	}
+	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL:
+		return check_new_call(h, ev->tool_call->id, err);
+	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT:
+		if (pending_find(h, ev->tool_result->call_id) < 0)
+			return cs_error_set(
+			    err, CS_EINVAL,
+			    "tool_result answers \"%s\", which is not a pending call",
+			    ev->tool_result->call_id);
+		return CS_OK;
+	default: return CS_OK;
+	}
+}
+
+/* ---- apply ------------------------------------------------------------------------------- */
+
+static int apply_model_response(Head *h, const Event *ev)
+{
+	const Convstore__V1__ModelResponse *mr = ev->model_response;
+	for (size_t i = 0; i < mr->n_tool_calls; i++) {
+		const Convstore__V1__ToolCallRequest *tc = mr->tool_calls[i];
+		if (pending_add(h, tc->id, tc->name, tc->arguments, ev->version))
+			return CS_ENOMEM;
+	}
+	ENSURE_SUB(h->usage, Convstore__V1__UsageTotals, convstore__v1__usage_totals__init);
+	Convstore__V1__UsageTotals *u = h->usage;
+	if (mr->usage) {
+		u->input_tokens += mr->usage->input_tokens;
+		u->output_tokens += mr->usage->output_tokens;
+		u->cached_tokens += mr->usage->cached_tokens;
+		u->reasoning_tokens += mr->usage->reasoning_tokens;
+	}
+	u->cost_usd += mr->cost_usd;
+	u->responses++;
+	h->counts->messages++;
+	h->counts->tool_calls += mr->n_tool_calls;
+	return CS_OK;
+}
+
+static int apply_conversation(Head *h, const Event *ev)
+{
+	switch (ev->payload_case) {
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_CREATED: {
+		const Convstore__V1__ConversationCreated *c = ev->conversation_created;
+		if (str_set(&h->title, c->title))
+			return CS_ENOMEM;
+		return metadata_merge(h, (MetaEntry *const *)c->metadata, c->n_metadata);
+	}
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_FORKED: {
+		const Convstore__V1__ConversationForked *f = ev->conversation_forked;
+		ENSURE_SUB(h->parent, Convstore__V1__ParentRef, convstore__v1__parent_ref__init);
+		h->parent->version = f->parent_version;
+		if (str_set(&h->parent->id, f->parent_id) || str_set(&h->title, f->title))
+			return CS_ENOMEM;
+		return metadata_merge(h, (MetaEntry *const *)f->metadata, f->n_metadata);
+	}
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_UPDATED: {
+		const Convstore__V1__ConversationUpdated *u = ev->conversation_updated;
+		if (u->title_opt_case == CONVSTORE__V1__CONVERSATION_UPDATED__TITLE_OPT_TITLE &&
+		    str_set(&h->title, u->title))
+			return CS_ENOMEM;
+		if (!str_empty(u->status) && str_set(&h->status, u->status))
+			return CS_ENOMEM;
+		return metadata_merge(h, (MetaEntry *const *)u->metadata, u->n_metadata);
+	}
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_DELETED:
+		return str_set(&h->status, "deleted");
+	default: return CS_OK;
+	}
+}
+
+int cs_head_apply(Head *h, const Event *ev, cs_error *err)
+{
+	int rc = CS_OK;
+	if (!h->counts) {
+		h->counts = malloc(sizeof(*h->counts));
+		if (!h->counts)
+			return cs_error_set(err, CS_ENOMEM, "out of memory applying an event");
+		convstore__v1__counts__init(h->counts);
+	}
+	h->version = ev->version;
+	h->last_position = ev->position;
+	h->counts->events++;
+	if (!h->created_at)
+		rc = set_time(&h->created_at, ev->recorded_at);
+	if (!rc)
+		rc = set_time(&h->updated_at, ev->recorded_at);
+
+	switch (ev->payload_case) {
+	case CONVSTORE__V1__EVENT__PAYLOAD_MESSAGE: h->counts->messages++; break;
+	case CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE:
+		rc = rc ? rc : apply_model_response(h, ev);
+		break;
+	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL:
+		h->counts->messages++;
+		h->counts->tool_calls++;
+		rc = rc ? rc
+			: pending_add(h, ev->tool_call->id, ev->tool_call->name,
+				      ev->tool_call->arguments, ev->version);
+		break;
+	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT:
+		h->counts->messages++;
+		if (ev->tool_result->is_error)
+			h->counts->tool_errors++;
+		pending_remove(h, ev->tool_result->call_id);
+		break;
+	default: rc = rc ? rc : apply_conversation(h, ev); break;
+	}
+	if (rc)
+		return cs_error_set(err, CS_ENOMEM, "out of memory applying event %llu",
+				    (unsigned long long)ev->version);
+	return CS_OK;
+}
