@@ -6,7 +6,8 @@
  *   2. decide (writer, inside the batch transaction): idempotency by event id, the expected
  *      version, and the checks that need the head (reduce.c), folding each event into the head.
  *   3. persist (writer, same transaction): the event records, the stream index, the id index
- *      and the head.
+ *      (client-sent ids only: an id the server generated was never sent, so no retry can
+ *      carry it, and leaving it out saves a randomly placed page write per event) and the head.
  *
  * A request that fails in step 2 writes nothing and fails alone (req->rc); the transaction and
  * the other requests in it go on. A failure in step 3 (map full, I/O) fails the transaction,
@@ -53,6 +54,8 @@ static int prepare_one(cs_prepared *p, const cs_limits *lim, const char *tenant,
 		strcpy(p->id, src->id); /* cs_event_check bounded it to CS_MAX_ID_LEN */
 	} else if ((rc = cs_uuid_v4(p->id, err))) {
 		return rc;
+	} else {
+		p->generated = true;
 	}
 	p->ev.id = p->id;
 
@@ -216,6 +219,8 @@ static int check_replay(cs_batch_ctx *ctx, cs_request *req, uint64_t current, cs
 	for (size_t i = 0; i < req->n; i++) {
 		cs_key k;
 		uint64_t v;
+		if (req->events[i].generated)
+			continue;
 		cs_key_event_id(&k, req->tenant, req->conversation_id, req->events[i].id);
 		int rc = get_u64(ctx, ctx->store->env.idem, &k, &v, err);
 		if (rc == CS_ENOTFOUND)
@@ -288,6 +293,8 @@ static int persist_event(cs_batch_ctx *ctx, cs_request *req, cs_prepared *p, cs_
 	cs_key_version(&k, req->tenant, req->conversation_id, p->ev.version);
 	if ((rc = put(ctx, e->streams, &k, &v, 0, err)))
 		return rc;
+	if (p->generated) /* no client can retry with an id it never sent */
+		return CS_OK;
 	cs_put_be64(num, p->ev.version);
 	cs_key_event_id(&k, req->tenant, req->conversation_id, p->id);
 	return put(ctx, e->idem, &k, &v, 0, err);
@@ -307,7 +314,9 @@ static int persist(cs_batch_ctx *ctx, cs_request *req, const Convstore__V1__Head
 	if (rc)
 		return rc;
 	MDB_val v = {len, rec};
-	rc = put(ctx, ctx->store->env.heads, stream, &v, 0, err);
+	cs_key hk;
+	cs_key_head(&hk, stream);
+	rc = put(ctx, ctx->store->env.streams, &hk, &v, 0, err);
 	free(rec);
 	return rc;
 }
@@ -322,7 +331,8 @@ int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 	cs_key_stream(&stream, req->tenant, req->conversation_id);
 	Convstore__V1__Head *head = NULL;
 	int rc = cs_head_load(&head, ctx->store, ctx->txn, &stream, err);
-	if (rc == CS_ENOTFOUND)
+	bool is_new = rc == CS_ENOTFOUND;
+	if (is_new)
 		rc = cs_head_new(&head, req->tenant, req->conversation_id, err);
 	if (rc == CS_ECORRUPT) { /* this conversation is damaged; the others are not */
 		req->rc = rc;
@@ -359,5 +369,6 @@ int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 	r->first_position = ctx->next_position;
 	r->last_position = ctx->next_position + req->n - 1;
 	ctx->next_position += req->n;
+	ctx->conversations += is_new;
 	return CS_OK;
 }

@@ -9,6 +9,14 @@
  * during one fsync form the next batch, so throughput grows with concurrency while a lone
  * caller still pays just one commit.
  *
+ * Lingering: the callers woken by one commit come back with their next request a few
+ * microseconds later, while the writer is already taking the next batch; left alone, two
+ * half-sized groups alternate (measured: 16 appenders gave 8 events per commit). So after a
+ * commit the writer expects back the callers it just woke plus those already queued, and
+ * before taking the next batch waits until that many are queued, at most half the last
+ * commit's duration (and never over CS_LINGER_MAX_NS). A lone caller never waits: it is the
+ * only one expected.
+ *
  * Failure isolation:
  *  - A request that fails its checks or conflicts (cs_request_apply sets req->rc) wrote nothing
  *    and fails alone; the rest of the batch commits.
@@ -22,10 +30,33 @@
  * transaction, so they stay strictly increasing across restarts and never depend on the log's
  * last key (which erasure may remove).
  */
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
+#define CS_LINGER_MAX_NS 1000000u
+
 #include "internal.h"
+
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Wait (lock held) for the last batch's callers to come back; see "Lingering" above. */
+static void linger(cs_committer *c)
+{
+	if (c->queued >= c->linger_target || c->closing)
+		return;
+	uint64_t wait = c->last_commit_ns / 2;
+	uint64_t until = mono_ns() + (wait < CS_LINGER_MAX_NS ? wait : CS_LINGER_MAX_NS);
+	struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
+	while (c->queued < c->linger_target && !c->closing)
+		if (pthread_cond_timedwait(&c->work, &c->lock, &ts) == ETIMEDOUT)
+			break;
+}
 
 static void now_ts(Convstore__V1__Timestamp *ts)
 {
@@ -45,21 +76,21 @@ static int commit_once(cs_committer *c, cs_request *reqs, size_t count, cs_error
 	if (rc)
 		return rc;
 	now_ts(&ctx.now);
-	rc = cs_meta_last_position(ctx.txn, &s->env, &ctx.next_position, err);
+	rc = cs_meta_get_u64(ctx.txn, &s->env, CS_META_LAST_POSITION, &ctx.next_position, err);
+	if (!rc)
+		rc = cs_meta_get_u64(ctx.txn, &s->env, CS_META_CONVERSATIONS, &ctx.conversations,
+				     err);
 	ctx.next_position++;
-	uint64_t first = ctx.next_position;
+	uint64_t first = ctx.next_position, conversations = ctx.conversations;
 	size_t done = 0;
 	for (cs_request *r = reqs; !rc && done < count; r = r->next, done++)
 		rc = cs_request_apply(&ctx, r, err);
-	if (!rc && ctx.next_position != first) {
-		unsigned char num[8];
-		cs_put_be64(num, ctx.next_position - 1);
-		MDB_val k = {strlen(CS_META_LAST_POSITION), CS_META_LAST_POSITION};
-		MDB_val v = {8, num};
-		int mrc = mdb_put(ctx.txn, s->env.meta, &k, &v, 0);
-		if (mrc)
-			rc = cs_lmdb_error(err, mrc, "put last position");
-	}
+	if (!rc && ctx.next_position != first)
+		rc = cs_meta_put_u64(ctx.txn, &s->env, CS_META_LAST_POSITION, ctx.next_position - 1,
+				     err);
+	if (!rc && ctx.conversations != conversations)
+		rc = cs_meta_put_u64(ctx.txn, &s->env, CS_META_CONVERSATIONS, ctx.conversations,
+				     err);
 	if (rc) {
 		cs_txn_abort(&s->env, ctx.txn);
 		return rc;
@@ -131,6 +162,7 @@ static void *writer_main(void *arg)
 			pthread_cond_wait(&c->work, &c->lock);
 		if (!c->head)
 			break; /* closing, and every queued request is done */
+		linger(c);
 		/* Take a batch off the queue: whole requests up to max_batch_events. */
 		cs_request *batch = c->head, *last = c->head;
 		size_t count = 1, events = c->head->n;
@@ -143,14 +175,20 @@ static void *writer_main(void *arg)
 		if (!c->head)
 			c->tail = NULL;
 		last->next = NULL;
+		c->queued -= count;
 		pthread_mutex_unlock(&c->lock);
 
+		uint64_t t0 = mono_ns();
 		commit_batch(c, batch, count);
+		c->last_commit_ns = mono_ns() - t0;
 
 		pthread_mutex_lock(&c->lock);
-		for (cs_request *r = batch; r; r = r->next)
+		c->linger_target = count + c->queued;
+		for (cs_request *r = batch, *next; r; r = next) {
+			next = r->next; /* r belongs to its caller again once done is set */
 			r->done = true;
-		pthread_cond_broadcast(&c->done);
+			pthread_cond_signal(&r->done_cv);
+		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -162,10 +200,12 @@ int cs_committer_start(cs_committer *c, cs_store *store, size_t max_batch_events
 	c->store = store;
 	c->max_batch_events = max_batch_events;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->work, NULL);
-	pthread_cond_init(&c->done, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->work, &attr);
+	pthread_condattr_destroy(&attr);
 	if (pthread_create(&c->thread, NULL, writer_main, c) != 0) {
-		pthread_cond_destroy(&c->done);
 		pthread_cond_destroy(&c->work);
 		pthread_mutex_destroy(&c->lock);
 		return cs_error_set(err, CS_ENOMEM, "cannot start the writer thread");
@@ -183,7 +223,6 @@ void cs_committer_stop(cs_committer *c)
 	pthread_cond_signal(&c->work);
 	pthread_mutex_unlock(&c->lock);
 	pthread_join(c->thread, NULL);
-	pthread_cond_destroy(&c->done);
 	pthread_cond_destroy(&c->work);
 	pthread_mutex_destroy(&c->lock);
 	c->started = false;
@@ -193,9 +232,11 @@ int cs_committer_submit(cs_committer *c, cs_request *req)
 {
 	req->next = NULL;
 	req->done = false;
+	pthread_cond_init(&req->done_cv, NULL);
 	pthread_mutex_lock(&c->lock);
 	if (c->closing) {
 		pthread_mutex_unlock(&c->lock);
+		pthread_cond_destroy(&req->done_cv);
 		return cs_error_set(&req->err, CS_ECLOSED, "the store is closing");
 	}
 	if (c->tail)
@@ -203,9 +244,11 @@ int cs_committer_submit(cs_committer *c, cs_request *req)
 	else
 		c->head = req;
 	c->tail = req;
+	c->queued++;
 	pthread_cond_signal(&c->work);
 	while (!req->done)
-		pthread_cond_wait(&c->done, &c->lock);
+		pthread_cond_wait(&req->done_cv, &c->lock);
 	pthread_mutex_unlock(&c->lock);
+	pthread_cond_destroy(&req->done_cv);
 	return req->rc;
 }

@@ -22,6 +22,7 @@
 
 #include "internal.h"
 
+#define MAIN_DBI	    1 /* LMDB's unnamed database, where named ones are listed */
 #define CS_DEFAULT_MAP_SIZE ((size_t)64 << 20)
 
 int cs_lmdb_error(cs_error *err, int rc, const char *what)
@@ -72,13 +73,21 @@ static int open_dbis(cs_env *e, cs_error *err)
 	int rc = mdb_txn_begin(e->env, NULL, e->read_only ? MDB_RDONLY : 0, &txn);
 	if (rc)
 		return cs_lmdb_error(err, rc, "begin");
+	/* Only an empty environment may become a store: one holding other data is not ours. */
+	MDB_dbi probe;
+	MDB_stat st;
+	if (mdb_dbi_open(txn, "meta", 0, &probe) == MDB_NOTFOUND &&
+	    mdb_stat(txn, MAIN_DBI, &st) == 0 && st.ms_entries > 0) {
+		mdb_txn_abort(txn);
+		return cs_error_set(err, CS_ECORRUPT,
+				    "not a convstore store: the environment holds other data");
+	}
 	struct {
 		const char *name;
 		MDB_dbi *dbi;
 	} dbs[] = {{"meta", &e->meta},
 		   {"events", &e->events},
 		   {"streams", &e->streams},
-		   {"heads", &e->heads},
 		   {"idem", &e->idem}};
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);

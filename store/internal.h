@@ -48,8 +48,12 @@ void cs_key_version(cs_key *k, const char *tenant, const char *conversation_id, 
 void cs_key_event_id(cs_key *k, const char *tenant, const char *conversation_id,
 		     const char *event_id);
 void cs_key_position(cs_key *k, uint64_t position);
-/* The stream-key prefix length of an index key (the key minus its trailing version). */
-bool cs_key_is_version_of(const MDB_val *key, const cs_key *stream);
+/* The version slot of a stream's head in the streams database (keys.c). */
+#define CS_HEAD_VERSION UINT64_MAX
+/* Whether @key is an index entry (not the head) of @stream. */
+bool cs_key_is_event_of(const MDB_val *key, const cs_key *stream);
+/* The key of @stream's head: the stream key and CS_HEAD_VERSION. */
+void cs_key_head(cs_key *k, const cs_key *stream);
 
 /* ---- record.c ---------------------------------------------------------------------------- */
 
@@ -94,7 +98,7 @@ int cs_record_pack(unsigned char **out, size_t *out_len, const ProtobufCMessage 
 
 typedef struct cs_env {
 	MDB_env *env;
-	MDB_dbi meta, events, streams, heads, idem;
+	MDB_dbi meta, events, streams, idem;
 	/* Readers and the writer hold it shared for the life of a transaction; growing the map
 	 * takes it exclusively, which is how "resize only with no transaction open" is enforced. */
 	pthread_rwlock_t txn_lock;
@@ -146,6 +150,7 @@ const char *cs_event_type_name(const Convstore__V1__Event *ev);
 typedef struct cs_prepared {
 	Convstore__V1__Event ev; /* shallow copy: tenant, conversation, type and id filled */
 	char id[CS_MAX_ID_LEN + 1];
+	bool generated; /* the server made the id up: it is no idempotency key */
 	cs_body body;
 } cs_prepared;
 
@@ -161,6 +166,7 @@ typedef struct cs_request {
 	cs_error err;
 	cs_append_result result;
 	bool done;
+	pthread_cond_t done_cv; /* signalled by the writer once done is set */
 	struct cs_request *next;
 } cs_request;
 
@@ -174,6 +180,7 @@ typedef struct cs_batch_ctx {
 	MDB_txn *txn;
 	cs_store *store;
 	uint64_t next_position;
+	uint64_t conversations; /* the meta counter, counting the batch's new conversations */
 	Convstore__V1__Timestamp now;
 } cs_batch_ctx;
 
@@ -186,9 +193,11 @@ int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
 
 typedef struct cs_committer {
 	pthread_mutex_t lock;
-	pthread_cond_t work; /* the writer waits here for requests */
-	pthread_cond_t done; /* callers wait here for their result */
+	pthread_cond_t work; /* the writer waits here for requests (CLOCK_MONOTONIC) */
 	cs_request *head, *tail;
+	size_t queued;		 /* requests in the queue */
+	size_t linger_target;	 /* requests the writer expects back (see commit.c) */
+	uint64_t last_commit_ns; /* how long the last commit took */
 	size_t max_batch_events;
 	bool closing;
 	bool started;
@@ -214,8 +223,11 @@ struct cs_store {
 /* Meta keys. */
 #define CS_META_FORMAT	      "format"
 #define CS_META_LAST_POSITION "last_position"
+#define CS_META_CONVERSATIONS "conversations"
 
-int cs_meta_last_position(MDB_txn *txn, cs_env *e, uint64_t *out, cs_error *err);
+/* Read a u64 meta record; 0 when absent. */
+int cs_meta_get_u64(MDB_txn *txn, cs_env *e, const char *name, uint64_t *out, cs_error *err);
+int cs_meta_put_u64(MDB_txn *txn, cs_env *e, const char *name, uint64_t v, cs_error *err);
 
 /* Unpack the event stored at @position; CS_ENOTFOUND when there is none. */
 int cs_event_load(Convstore__V1__Event **out, cs_store *s, MDB_txn *txn, uint64_t position,

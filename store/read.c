@@ -58,8 +58,10 @@ int cs_event_load(Event **out, cs_store *s, MDB_txn *txn, uint64_t position, cs_
 int cs_head_load(Convstore__V1__Head **out, cs_store *s, MDB_txn *txn, const cs_key *stream,
 		 cs_error *err)
 {
-	MDB_val key = {stream->len, (void *)stream->b}, val;
-	int rc = mdb_get(txn, s->env.heads, &key, &val);
+	cs_key hk;
+	cs_key_head(&hk, stream);
+	MDB_val key = {hk.len, hk.b}, val;
+	int rc = mdb_get(txn, s->env.streams, &key, &val);
 	if (rc) {
 		*out = NULL;
 		return cs_lmdb_error(err, rc, "head");
@@ -86,13 +88,13 @@ static int read_stream_txn(cs_event_page *out, cs_store *s, MDB_txn *txn, const 
 	cs_key_version(&k, tenant, conv, from ? from : UINT64_MAX);
 	MDB_val key = {k.len, k.b}, val;
 	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	if (dir == CS_BACKWARD && (rc == MDB_NOTFOUND || !cs_key_is_version_of(&key, stream) ||
+	if (dir == CS_BACKWARD && (rc == MDB_NOTFOUND || !cs_key_is_event_of(&key, stream) ||
 				   cs_get_be64((unsigned char *)key.mv_data + stream->len) > from))
 		rc = mdb_cursor_get(cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
 	MDB_cursor_op step = dir == CS_BACKWARD ? MDB_PREV : MDB_NEXT;
 	out->next = 0;
 	int res = CS_OK;
-	for (; rc == 0 && cs_key_is_version_of(&key, stream);
+	for (; rc == 0 && cs_key_is_event_of(&key, stream);
 	     rc = mdb_cursor_get(cur, &key, &val, step)) {
 		uint64_t version = cs_get_be64((unsigned char *)key.mv_data + stream->len);
 		if (out->n == limit) {
@@ -134,8 +136,10 @@ int cs_store_read_stream(cs_event_page *out, cs_store *s, const char *tenant, co
 	int rc = cs_txn_begin(&txn, &s->env, false, err);
 	if (rc)
 		return rc;
-	MDB_val key = {stream.len, stream.b}, val;
-	int mrc = mdb_get(txn, s->env.heads, &key, &val);
+	cs_key hk;
+	cs_key_head(&hk, &stream);
+	MDB_val key = {hk.len, hk.b}, val;
+	int mrc = mdb_get(txn, s->env.streams, &key, &val);
 	if (mrc == MDB_NOTFOUND)
 		rc = cs_error_set(err, CS_ENOTFOUND, "conversation \"%s\" not found", conv);
 	else if (mrc)

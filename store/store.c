@@ -16,19 +16,28 @@
 #define CS_DEFAULT_MAX_BATCH_EVENTS 65536u
 #define CS_READ_CAP_SLACK	    (1u << 20) /* bodies may exceed max_event_bytes by the envelope */
 
-int cs_meta_last_position(MDB_txn *txn, cs_env *e, uint64_t *out, cs_error *err)
+int cs_meta_get_u64(MDB_txn *txn, cs_env *e, const char *name, uint64_t *out, cs_error *err)
 {
-	MDB_val k = {strlen(CS_META_LAST_POSITION), CS_META_LAST_POSITION}, v;
+	MDB_val k = {strlen(name), (void *)name}, v;
 	int rc = mdb_get(txn, e->meta, &k, &v);
 	*out = 0;
 	if (rc == MDB_NOTFOUND)
 		return CS_OK;
 	if (rc)
-		return cs_lmdb_error(err, rc, "last position");
+		return cs_lmdb_error(err, rc, name);
 	if (v.mv_size != 8)
-		return cs_error_set(err, CS_ECORRUPT, "meta last_position is %zu bytes", v.mv_size);
+		return cs_error_set(err, CS_ECORRUPT, "meta %s is %zu bytes", name, v.mv_size);
 	*out = cs_get_be64(v.mv_data);
 	return CS_OK;
+}
+
+int cs_meta_put_u64(MDB_txn *txn, cs_env *e, const char *name, uint64_t v, cs_error *err)
+{
+	unsigned char num[8];
+	cs_put_be64(num, v);
+	MDB_val k = {strlen(name), (void *)name}, val = {8, num};
+	int rc = mdb_put(txn, e->meta, &k, &val, 0);
+	return rc ? cs_lmdb_error(err, rc, name) : CS_OK;
 }
 
 /* Record the format of a new store, or check the format of an existing one. */
@@ -140,8 +149,9 @@ int cs_store_stats_get(cs_store_stats *out, cs_store *s, cs_error *err)
 	if (rc)
 		return rc;
 	out->events = db_entries(txn, s->env.events);
-	out->conversations = db_entries(txn, s->env.heads);
-	rc = cs_meta_last_position(txn, &s->env, &out->last_position, err);
+	rc = cs_meta_get_u64(txn, &s->env, CS_META_LAST_POSITION, &out->last_position, err);
+	if (!rc)
+		rc = cs_meta_get_u64(txn, &s->env, CS_META_CONVERSATIONS, &out->conversations, err);
 	MDB_envinfo info;
 	MDB_stat st;
 	mdb_env_info(s->env.env, &info);

@@ -1,11 +1,12 @@
 /*
  * verify.c - whole-store checks, for `convctl verify` and the crash tests.
  *
- * Three passes in one read transaction (a consistent snapshot while appends go on):
+ * Two passes in one read transaction (a consistent snapshot while appends go on):
  *   1. the log: every record's framing, CRC and decode; its position field matches its key;
  *      the stream index maps its (tenant, conversation, version) back to this position.
- *   2. the index: every entry points to an existing event; versions of a stream are gapless.
- *   3. the heads: version and last position equal the stream's last indexed event.
+ *   2. the streams: each stream's index entries with gapless versions from 1, each pointing to
+ *      an existing event, then its head (keys.c), whose version and last position equal the
+ *      stream's last indexed event.
  * Every problem is counted; the first is described in err with its position. Nothing is
  * repaired here.
  */
@@ -87,32 +88,43 @@ static int walk(verify_ctx *v, MDB_dbi dbi,
 	return rc == MDB_NOTFOUND ? CS_OK : cs_lmdb_error(v->err, rc, "walk");
 }
 
-static void check_index_entry(verify_ctx *v, const MDB_val *key, const MDB_val *val)
+static void check_head(verify_ctx *v, const MDB_val *key, const MDB_val *val);
+
+/* Stream entries come in key order: a stream's versions ascending, then its head. */
+static void check_stream_entry(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 {
-	uint64_t pos = val->mv_size == 8 ? cs_get_be64(val->mv_data) : 0;
-	if (key->mv_size <= 8 || key->mv_size - 8 > CS_STREAM_KEY_MAX || !pos) {
-		problem(v, pos, "malformed index entry");
+	if (key->mv_size <= 8 || key->mv_size - 8 > CS_STREAM_KEY_MAX) {
+		problem(v, 0, "malformed stream key of %zu bytes", key->mv_size);
 		return;
 	}
 	size_t plen = key->mv_size - 8;
 	uint64_t version = cs_get_be64((unsigned char *)key->mv_data + plen);
 	bool same = plen == v->prefix_len && memcmp(v->prefix, key->mv_data, plen) == 0;
-	uint64_t want = same ? v->version + 1 : 1;
-	if (version != want)
+	if (!same) {
+		memcpy(v->prefix, key->mv_data, plen);
+		v->prefix_len = plen;
+		v->version = 0;
+	}
+	if (version == CS_HEAD_VERSION) {
+		check_head(v, key, val);
+		return;
+	}
+	uint64_t pos = val->mv_size == 8 ? cs_get_be64(val->mv_data) : 0;
+	if (version != v->version + 1)
 		problem(v, pos, "position %llu: version %llu follows version %llu (a gap)",
 			(unsigned long long)pos, (unsigned long long)version,
-			(unsigned long long)(want - 1));
-	memcpy(v->prefix, key->mv_data, plen);
-	v->prefix_len = plen;
+			(unsigned long long)v->version);
 	v->version = version;
 	cs_key k;
 	cs_key_position(&k, pos);
 	MDB_val ek = {k.len, k.b}, ev;
-	if (mdb_get(v->txn, v->s->env.events, &ek, &ev) != 0)
+	if (!pos || mdb_get(v->txn, v->s->env.events, &ek, &ev) != 0)
 		problem(v, pos, "index points to position %llu, which is not in the log",
 			(unsigned long long)pos);
 }
 
+/* The head must name its own stream, and its version must be the stream's last one (entries
+ * past it cannot exist: the head's key sorts last in its stream). */
 static void check_head(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 {
 	Convstore__V1__Head *h;
@@ -122,26 +134,32 @@ static void check_head(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 		problem(v, 0, "%s", e.msg);
 		return;
 	}
-	cs_key k;
-	cs_key_version(&k, h->tenant, h->id, h->version);
-	MDB_val ik = {k.len, k.b}, iv, nk, nv;
-	MDB_cursor *cur;
-	bool ok = k.len == key->mv_size + 8 && memcmp(k.b, key->mv_data, key->mv_size) == 0 &&
-		  mdb_get(v->txn, v->s->env.streams, &ik, &iv) == 0 && iv.mv_size == 8 &&
-		  cs_get_be64(iv.mv_data) == h->last_position;
-	if (ok && mdb_cursor_open(v->txn, v->s->env.streams, &cur) == 0) {
-		/* Nothing may be indexed after the head's version. */
-		nk = ik;
-		if (mdb_cursor_get(cur, &nk, &nv, MDB_SET_KEY) == 0 &&
-		    mdb_cursor_get(cur, &nk, &nv, MDB_NEXT) == 0 && nk.mv_size == ik.mv_size &&
-		    memcmp(nk.mv_data, ik.mv_data, key->mv_size) == 0)
-			ok = false;
-		mdb_cursor_close(cur);
+	cs_key stream, last;
+	bool ok = cs_id_valid(h->tenant) && cs_id_valid(h->id);
+	if (ok) {
+		cs_key_stream(&stream, h->tenant, h->id);
+		cs_key_version(&last, h->tenant, h->id, h->version);
+		ok = stream.len + 8 == key->mv_size &&
+		     memcmp(stream.b, key->mv_data, stream.len) == 0;
 	}
+	MDB_val lk = {last.len, last.b}, lv, nk, nv;
+	MDB_cursor *cur = NULL;
+	ok = ok && mdb_get(v->txn, v->s->env.streams, &lk, &lv) == 0 && lv.mv_size == 8 &&
+	     cs_get_be64(lv.mv_data) == h->last_position &&
+	     mdb_cursor_open(v->txn, v->s->env.streams, &cur) == 0;
+	if (ok) { /* nothing of this stream may be indexed after the head's version */
+		nk = lk;
+		if (mdb_cursor_get(cur, &nk, &nv, MDB_SET_KEY) == 0 &&
+		    mdb_cursor_get(cur, &nk, &nv, MDB_NEXT) == 0 &&
+		    cs_key_is_event_of(&nk, &stream))
+			ok = false;
+	}
+	mdb_cursor_close(cur);
 	if (!ok)
 		problem(v, h->last_position,
-			"head of %s says version %llu at position %llu, the index disagrees", h->id,
-			(unsigned long long)h->version, (unsigned long long)h->last_position);
+			"head of \"%s\" says version %llu at position %llu; the index disagrees",
+			h->id, (unsigned long long)h->version,
+			(unsigned long long)h->last_position);
 	protobuf_c_message_free_unpacked(&h->base, NULL);
 }
 
@@ -154,9 +172,7 @@ int cs_store_verify(cs_verify_report *out, cs_store *s, cs_error *err)
 		return rc;
 	rc = walk(&v, s->env.events, check_log_entry);
 	if (!rc)
-		rc = walk(&v, s->env.streams, check_index_entry);
-	if (!rc)
-		rc = walk(&v, s->env.heads, check_head);
+		rc = walk(&v, s->env.streams, check_stream_entry);
 	cs_txn_abort(&s->env, v.txn);
 	if (rc)
 		return rc;
