@@ -104,6 +104,16 @@ bool cs_utf8_valid(const char *s, size_t len)
 	const unsigned char *end = p + len;
 
 	while (p < end) {
+		/* Most text is ASCII: skip it eight bytes at a time. */
+		while (end - p >= 8) {
+			uint64_t w;
+			memcpy(&w, p, 8);
+			if (w & 0x8080808080808080u)
+				break;
+			p += 8;
+		}
+		if (p == end)
+			break;
 		unsigned c = *p;
 		if (c < 0x80) {
 			p++;

@@ -245,7 +245,10 @@ int cs_committer_submit(cs_committer *c, cs_request *req)
 		c->head = req;
 	c->tail = req;
 	c->queued++;
-	pthread_cond_signal(&c->work);
+	/* Wake the writer only when it can act: the queue was empty, or it lingers and now has
+	 * the callers it waits for. Every other wake-up would be a context switch for nothing. */
+	if (c->queued == 1 || c->queued == c->linger_target)
+		pthread_cond_signal(&c->work);
 	while (!req->done)
 		pthread_cond_wait(&req->done_cv, &c->lock);
 	pthread_mutex_unlock(&c->lock);

@@ -92,6 +92,7 @@ static int read_stream_txn(cs_event_page *out, cs_store *s, MDB_txn *txn, const 
 				   cs_get_be64((unsigned char *)key.mv_data + stream->len) > from))
 		rc = mdb_cursor_get(cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
 	MDB_cursor_op step = dir == CS_BACKWARD ? MDB_PREV : MDB_NEXT;
+	uint64_t expect = dir == CS_FORWARD ? from : 0; /* 0: take the first as it comes */
 	out->next = 0;
 	int res = CS_OK;
 	for (; rc == 0 && cs_key_is_event_of(&key, stream);
@@ -101,6 +102,14 @@ static int read_stream_txn(cs_event_page *out, cs_store *s, MDB_txn *txn, const 
 			out->next = version;
 			break;
 		}
+		/* Versions are gapless: a missing one is damage, not a shorter history. */
+		if (expect && version != expect) {
+			res =
+			    cs_error_set(err, CS_ECORRUPT, "version %llu is missing from the index",
+					 (unsigned long long)expect);
+			break;
+		}
+		expect = dir == CS_BACKWARD ? version - 1 : version + 1;
 		if (val.mv_size != 8) {
 			res =
 			    cs_error_set(err, CS_ECORRUPT, "index entry of version %llu is damaged",

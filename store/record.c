@@ -33,7 +33,7 @@
 
 #define CS_RECORD_FMT	 1
 #define CS_FLAG_DEFLATED 0x01u
-#define CS_DEFLATE_MIN	 512 /* smaller bodies are stored as they are */
+#define CS_DEFLATE_MIN	 2048 /* smaller bodies are stored as they are: see above */
 
 void cs_body_deinit(cs_body *b)
 {

@@ -165,17 +165,50 @@ int cs_store_stats_get(cs_store_stats *out, cs_store *s, cs_error *err)
 	return rc;
 }
 
+/* Random bytes for ids come from a per-thread pool refilled 512 bytes at a time: one
+ * getrandom() call per 32 ids instead of one per id. A forked child must not replay its
+ * parent's pool: the fork handler empties the forking thread's pool (the only thread the child
+ * has). */
+static _Thread_local unsigned char pool[512];
+static _Thread_local size_t left;
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+	left = 0;
+}
+
+static void pool_init(void)
+{
+	pthread_atfork(NULL, NULL, pool_forget);
+}
+
+static int random_bytes(unsigned char *out, size_t n, cs_error *err)
+{
+	pthread_once(&pool_once, pool_init);
+	if (left < n) {
+		size_t got = 0;
+		while (got < sizeof(pool)) {
+			ssize_t r = getrandom(pool + got, sizeof(pool) - got, 0);
+			if (r < 0 && errno != EINTR)
+				return cs_error_set(err, CS_EIO, "getrandom: %s", strerror(errno));
+			if (r > 0)
+				got += (size_t)r;
+		}
+		left = sizeof(pool);
+	}
+	memcpy(out, pool + sizeof(pool) - left, n);
+	memset(pool + sizeof(pool) - left, 0, n); /* a used id's bytes do not linger */
+	left -= n;
+	return CS_OK;
+}
+
 int cs_uuid_v4(char out[37], cs_error *err)
 {
 	unsigned char b[16];
-	size_t got = 0;
-	while (got < sizeof(b)) {
-		ssize_t n = getrandom(b + got, sizeof(b) - got, 0);
-		if (n < 0 && errno != EINTR)
-			return cs_error_set(err, CS_EIO, "getrandom: %s", strerror(errno));
-		if (n > 0)
-			got += (size_t)n;
-	}
+	int rc = random_bytes(b, sizeof(b), err);
+	if (rc)
+		return rc;
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	static const char hex[] = "0123456789abcdef";
