@@ -1,0 +1,159 @@
+/*
+ * tests/store/lmdb_raw.h - reach under the store: read and overwrite single records of a CLOSED
+ * store's LMDB environment with liblmdb itself, to forge what a bug, a disk or another version
+ * would leave (a foreign format number, a flipped byte, a truncated value). Each call is one
+ * short transaction on a freshly opened environment, closed again before returning, so the store
+ * can be reopened right after. Returns an LMDB code (0, MDB_NOTFOUND, ...).
+ */
+#ifndef CONVSTORE_TESTS_STORE_LMDB_RAW_H
+#define CONVSTORE_TESTS_STORE_LMDB_RAW_H
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Run one transaction on named database @db of the environment in folder @path. @db NULL is the
+ * main database; with @create it is created when missing. */
+typedef int (*raw_txn_fn)(MDB_txn *txn, MDB_dbi dbi, void *arg);
+
+static inline int raw_with_db(const char *path, const char *db, bool create, bool write,
+			      raw_txn_fn fn, void *arg)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	int rc = mdb_env_create(&env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(env, 16);
+	if ((rc = mdb_env_open(env, path, write ? 0 : MDB_RDONLY, 0600)))
+		goto out;
+	if ((rc = mdb_txn_begin(env, NULL, write ? 0 : MDB_RDONLY, &txn)))
+		goto out;
+	if ((rc = mdb_dbi_open(txn, db, create ? MDB_CREATE : 0, &dbi)))
+		goto out;
+	if ((rc = fn(txn, dbi, arg)))
+		goto out;
+	if (write) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+typedef struct raw_kv {
+	const void *key;
+	size_t key_len;
+	void *val; /* put: the bytes to store; get: a malloc'd copy (caller frees) */
+	size_t val_len;
+} raw_kv;
+
+static inline int raw_get_fn(MDB_txn *txn, MDB_dbi dbi, void *arg)
+{
+	raw_kv *kv = arg;
+	MDB_val k = {kv->key_len, (void *)kv->key}, v;
+	int rc = mdb_get(txn, dbi, &k, &v);
+	if (rc)
+		return rc;
+	kv->val = malloc(v.mv_size ? v.mv_size : 1);
+	if (!kv->val)
+		return ENOMEM;
+	memcpy(kv->val, v.mv_data, v.mv_size);
+	kv->val_len = v.mv_size;
+	return 0;
+}
+
+static inline int raw_put_fn(MDB_txn *txn, MDB_dbi dbi, void *arg)
+{
+	raw_kv *kv = arg;
+	MDB_val k = {kv->key_len, (void *)kv->key}, v = {kv->val_len, kv->val};
+	return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* A malloc'd copy of the value of @key in @db; *val NULL when the call fails. */
+static inline int raw_get(const char *path, const char *db, const void *key, size_t key_len,
+			  void **val, size_t *val_len)
+{
+	raw_kv kv = {key, key_len, NULL, 0};
+	int rc = raw_with_db(path, db, false, false, raw_get_fn, &kv);
+	*val = rc ? NULL : kv.val;
+	*val_len = rc ? 0 : kv.val_len;
+	return rc;
+}
+
+/* Store @val under @key in @db (created when @create). */
+static inline int raw_put(const char *path, const char *db, bool create, const void *key,
+			  size_t key_len, const void *val, size_t val_len)
+{
+	raw_kv kv = {key, key_len, (void *)val, val_len};
+	return raw_with_db(path, db, create, true, raw_put_fn, &kv);
+}
+
+static inline int raw_del_fn(MDB_txn *txn, MDB_dbi dbi, void *arg)
+{
+	raw_kv *kv = arg;
+	MDB_val k = {kv->key_len, (void *)kv->key};
+	return mdb_del(txn, dbi, &k, NULL);
+}
+
+/* Delete @key from @db. */
+static inline int raw_del(const char *path, const char *db, const void *key, size_t key_len)
+{
+	raw_kv kv = {key, key_len, NULL, 0};
+	return raw_with_db(path, db, false, true, raw_del_fn, &kv);
+}
+
+static inline int raw_find_fn(MDB_txn *txn, MDB_dbi dbi, void *arg)
+{
+	raw_kv *kv = arg;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return rc;
+	MDB_val k, v;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (v.mv_size == kv->val_len && memcmp(v.mv_data, kv->val, v.mv_size) == 0) {
+			void *copy = malloc(k.mv_size ? k.mv_size : 1);
+			if (!copy) {
+				rc = ENOMEM;
+				break;
+			}
+			memcpy(copy, k.mv_data, k.mv_size);
+			kv->key = copy;
+			kv->key_len = k.mv_size;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* A malloc'd copy of the first key of @db whose value is exactly @val; MDB_NOTFOUND if none. */
+static inline int raw_find_value(const char *path, const char *db, const void *val, size_t val_len,
+				 void **key, size_t *key_len)
+{
+	raw_kv kv = {NULL, 0, (void *)val, val_len};
+	int rc = raw_with_db(path, db, false, false, raw_find_fn, &kv);
+	*key = rc ? NULL : (void *)kv.key;
+	*key_len = rc ? 0 : kv.key_len;
+	return rc;
+}
+
+/* The 8-byte big-endian key of global position @pos in the `events` database. */
+static inline void raw_position_key(unsigned char key[8], uint64_t pos)
+{
+	for (int i = 7; i >= 0; i--) {
+		key[i] = (unsigned char)(pos & 0xff);
+		pos >>= 8;
+	}
+}
+
+#endif

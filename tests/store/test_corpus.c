@@ -1,0 +1,360 @@
+/*
+ * test_corpus.c - proves that real agent traces go through the store unchanged: the 200
+ * tau-bench airline conversations ($CONVSTORE_CORPUS/tau-bench/gpt-4o-airline.conversations.jsonl,
+ * OpenAI chat format; skipped with 77 when absent) are mapped to events
+ *
+ *     system / user          -> message {role, content}
+ *     assistant              -> model_response {model "gpt-4o", content (unset when null),
+ *                               tool_calls [{id, name, arguments}]}
+ *     tool                   -> tool_result {call_id = tool_call_id, name, output = content}
+ *
+ * and appended twice: each conversation in one request, and a second copy one event per
+ * request. Both must be accepted, although tau-bench reuses tool-call ids inside a conversation
+ * once the earlier call was answered. Then:
+ *
+ *  - every stored event equals what was sent (protobuf bytes, server-set fields cleared) and has
+ *    the right version and type;
+ *  - the global feed from 0 returns every event exactly once, in strictly increasing position;
+ *  - every head counts the conversation's events, messages and tool calls, and its pending tool
+ *    calls are exactly the calls left unanswered (none, for this corpus).
+ */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../check.h"
+#include "events.h"
+#include "fixture.h"
+
+#define T	     "tau"
+#define MAX_CONVS    256
+#define MAX_MESSAGES 128
+
+typedef struct conv {
+	json_t *root; /* owns every string the events point to */
+	Convstore__V1__Event *events[MAX_MESSAGES];
+	size_t n;
+	size_t tool_calls;
+	size_t pending; /* calls left unanswered at the end */
+	char id_whole[32], id_single[32];
+} conv;
+
+static char dir[PATH_MAX];
+static ev_arena A = EV_ARENA_INIT;
+static cs_store *S;
+static conv convs[MAX_CONVS];
+static size_t n_convs, n_messages;
+
+static const char *str_or_null(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+/* One OpenAI chat message as an event; NULL (with a message) when it cannot be mapped. */
+static Convstore__V1__Event *map_message(const json_t *m, conv *c)
+{
+	const char *role = str_or_null(m, "role");
+	const char *content = str_or_null(m, "content");
+	if (!role)
+		return NULL;
+	if (!strcmp(role, "system") || !strcmp(role, "user"))
+		return ev_message(&A, NULL, role, content);
+	if (!strcmp(role, "tool"))
+		return ev_tool_result(&A, NULL, str_or_null(m, "tool_call_id"),
+				      str_or_null(m, "name"), content);
+	if (strcmp(role, "assistant") != 0)
+		return NULL;
+	Convstore__V1__Event *ev = ev_model_response(&A, NULL, "gpt-4o", content);
+	const json_t *calls = json_object_get(m, "tool_calls");
+	size_t i;
+	const json_t *call;
+	json_array_foreach(calls, i, call)
+	{
+		const json_t *fn = json_object_get(call, "function");
+		ev_add_tool_call(&A, ev, str_or_null(call, "id"), str_or_null(fn, "name"),
+				 str_or_null(fn, "arguments"));
+		c->tool_calls++;
+	}
+	return ev;
+}
+
+/* Count the calls left unanswered, as the store's rules define them. */
+static size_t unanswered(const conv *c)
+{
+	const char *open[MAX_MESSAGES];
+	size_t n = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		const Convstore__V1__Event *e = c->events[i];
+		if (e->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE) {
+			for (size_t k = 0; k < e->model_response->n_tool_calls && n < MAX_MESSAGES;
+			     k++)
+				open[n++] = e->model_response->tool_calls[k]->id;
+		} else if (e->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT) {
+			for (size_t k = 0; k < n; k++)
+				if (!strcmp(open[k], e->tool_result->call_id)) {
+					open[k] = open[--n];
+					break;
+				}
+		}
+	}
+	return n;
+}
+
+/* Load the corpus; 1 when done, 0 when the file is absent, -1 on a malformed file. */
+static int load(void)
+{
+	const char *root = getenv("CONVSTORE_CORPUS");
+	if (!root)
+		return 0;
+	char *path = ev_strf(&A, "%s/tau-bench/gpt-4o-airline.conversations.jsonl", root);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char *line = NULL;
+	size_t cap = 0;
+	int rc = 1;
+	while (getline(&line, &cap, f) > 0 && n_convs < MAX_CONVS) {
+		json_error_t jerr = {0};
+		conv *c = &convs[n_convs];
+		c->root = json_loads(line, 0, &jerr);
+		const json_t *msgs = json_object_get(c->root, "messages");
+		if (!json_is_array(msgs) || json_array_size(msgs) > MAX_MESSAGES) {
+			fprintf(stderr, "%s:%zu: not a conversation (%s)\n", path, n_convs + 1,
+				jerr.text);
+			json_decref(c->root);
+			rc = -1;
+			break;
+		}
+		size_t i;
+		const json_t *m;
+		json_array_foreach(msgs, i, m)
+		{
+			c->events[i] = map_message(m, c);
+			if (!c->events[i]) {
+				fprintf(stderr, "%s:%zu: message %zu cannot be mapped\n", path,
+					n_convs + 1, i);
+				rc = -1;
+			}
+		}
+		c->n = json_array_size(msgs);
+		c->pending = unanswered(c);
+		snprintf(c->id_whole, sizeof c->id_whole, "whole-%03zu", n_convs);
+		snprintf(c->id_single, sizeof c->id_single, "single-%03zu", n_convs);
+		n_messages += c->n;
+		n_convs++;
+		if (rc < 0)
+			break;
+	}
+	free(line);
+	fclose(f);
+	return rc;
+}
+
+static void test_append_whole(void)
+{
+	size_t failed = 0;
+	for (size_t k = 0; k < n_convs; k++) {
+		conv *c = &convs[k];
+		cs_append_result r;
+		cs_error err = CS_ERROR_INIT;
+		int rc = cs_store_append(&r, S, T, c->id_whole, 0, c->events, c->n, &err);
+		if (rc != CS_OK) {
+			if (failed++ < 5)
+				fprintf(stderr, "  %s: rc %d at event %d: %s\n", c->id_whole, rc,
+					err.index, err.msg);
+			continue;
+		}
+		CHECK_EQ_UINT(r.first_version, 1);
+		CHECK_EQ_UINT(r.last_version, c->n);
+		CHECK(r.last_position - r.first_position + 1 >= c->n);
+	}
+	CHECK_EQ_UINT(failed, 0);
+}
+
+static void test_append_single(void)
+{
+	size_t failed = 0, misnumbered = 0;
+	for (size_t k = 0; k < n_convs; k++) {
+		conv *c = &convs[k];
+		for (size_t i = 0; i < c->n; i++) {
+			cs_append_result r;
+			cs_error err = CS_ERROR_INIT;
+			int rc = cs_store_append(&r, S, T, c->id_single, (int64_t)i, &c->events[i],
+						 1, &err);
+			if (rc != CS_OK) {
+				if (failed++ < 5)
+					fprintf(stderr, "  %s event %zu: rc %d: %s\n", c->id_single,
+						i, rc, err.msg);
+				break;
+			}
+			misnumbered += r.first_version != i + 1;
+		}
+	}
+	CHECK_EQ_UINT(failed, 0);
+	CHECK_EQ_UINT(misnumbered, 0);
+}
+
+static const char *type_of(const Convstore__V1__Event *e)
+{
+	switch (e->payload_case) {
+	case CONVSTORE__V1__EVENT__PAYLOAD_MESSAGE: return "message";
+	case CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE: return "model_response";
+	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT: return "tool_result";
+	default: return "?";
+	}
+}
+
+/* Read one copy back; count events that differ from what was sent. */
+static size_t differing(const conv *c, const char *id)
+{
+	cs_event_page all = {0};
+	cs_error err = CS_ERROR_INIT;
+	size_t bad = 0;
+	if (fx_read_all(&all, S, T, id, 25, &err) != CS_OK || all.n != c->n) {
+		fprintf(stderr, "  %s: %zu events read of %zu (%s)\n", id, all.n, c->n, err.msg);
+		bad = c->n;
+	} else {
+		for (size_t i = 0; i < c->n; i++) {
+			const Convstore__V1__Event *e = all.events[i];
+			bool same = e->version == i + 1 &&
+				    !strcmp(e->type, type_of(c->events[i])) &&
+				    !strcmp(e->conversation_id, id) &&
+				    ev_same_as_sent(&A, e, c->events[i], true);
+			if (!same && bad++ < 3)
+				fprintf(stderr, "  %s version %zu differs from what was sent\n", id,
+					i + 1);
+		}
+	}
+	cs_event_page_deinit(&all);
+	return bad;
+}
+
+static void test_read_back(void)
+{
+	size_t bad = 0;
+	for (size_t k = 0; k < n_convs; k++) {
+		bad += differing(&convs[k], convs[k].id_whole);
+		bad += differing(&convs[k], convs[k].id_single);
+	}
+	CHECK_EQ_UINT(bad, 0);
+}
+
+/* Which conversation and copy an id names: index * 2 + (single ? 1 : 0), or -1. */
+static long slot_of(const char *id)
+{
+	unsigned k;
+	if (sscanf(id, "whole-%u", &k) == 1 && k < n_convs)
+		return (long)k * 2;
+	if (sscanf(id, "single-%u", &k) == 1 && k < n_convs)
+		return (long)k * 2 + 1;
+	return -1;
+}
+
+static void test_feed(void)
+{
+	/* seen[slot][version] */
+	static unsigned char seen[MAX_CONVS * 2][MAX_MESSAGES + 1];
+	size_t total = 0, twice = 0, unknown = 0, not_increasing = 0, differ = 0;
+	uint64_t after = 0, prev = 0;
+	for (;;) {
+		cs_event_page p = {0};
+		cs_error err = CS_ERROR_INIT;
+		if (!CHECK_EQ_INT(cs_store_read_feed(&p, S, NULL, after, 777, &err), CS_OK))
+			break;
+		for (size_t i = 0; i < p.n; i++) {
+			const Convstore__V1__Event *e = p.events[i];
+			not_increasing += e->position <= prev;
+			prev = e->position;
+			long slot = slot_of(e->conversation_id);
+			if (slot < 0 || e->version < 1 || e->version > convs[slot / 2].n) {
+				unknown++;
+				continue;
+			}
+			twice += seen[slot][e->version]++ != 0;
+			differ +=
+			    !ev_same_as_sent(&A, e, convs[slot / 2].events[e->version - 1], true);
+		}
+		total += p.n;
+		bool more = p.n > 0;
+		CHECK_EQ_UINT(p.next, more ? prev : after);
+		after = p.next;
+		cs_event_page_deinit(&p);
+		if (!more)
+			break;
+	}
+	CHECK_EQ_UINT(total, 2 * n_messages);
+	CHECK_EQ_UINT(twice, 0);
+	CHECK_EQ_UINT(unknown, 0);
+	CHECK_EQ_UINT(not_increasing, 0);
+	CHECK_EQ_UINT(differ, 0);
+	CHECK_EQ_UINT(fx_stats(S).events, 2 * n_messages);
+	CHECK_EQ_UINT(fx_stats(S).last_position, prev);
+}
+
+static void test_heads(void)
+{
+	size_t bad = 0;
+	for (size_t k = 0; k < n_convs; k++) {
+		const conv *c = &convs[k];
+		const char *ids[] = {c->id_whole, c->id_single};
+		for (int j = 0; j < 2; j++) {
+			Convstore__V1__Head *h = NULL;
+			cs_error err = CS_ERROR_INIT;
+			if (cs_store_head(&h, S, T, ids[j], &err) != CS_OK) {
+				fprintf(stderr, "  head %s: %s\n", ids[j], err.msg);
+				bad++;
+				continue;
+			}
+			bool ok = h->version == c->n && h->counts && h->counts->events == c->n &&
+				  h->counts->messages == c->n &&
+				  h->counts->tool_calls == c->tool_calls &&
+				  h->n_pending_tool_calls == c->pending;
+			if (!ok && bad++ < 3)
+				fprintf(
+				    stderr,
+				    "  head %s: version %llu events %llu messages %llu tool "
+				    "calls %llu pending %zu; want %zu, %zu calls, %zu pending\n",
+				    ids[j], (unsigned long long)h->version,
+				    (unsigned long long)(h->counts ? h->counts->events : 0),
+				    (unsigned long long)(h->counts ? h->counts->messages : 0),
+				    (unsigned long long)(h->counts ? h->counts->tool_calls : 0),
+				    h->n_pending_tool_calls, c->n, c->tool_calls, c->pending);
+			protobuf_c_message_free_unpacked(&h->base, NULL);
+		}
+	}
+	CHECK_EQ_UINT(bad, 0);
+	CHECK_EQ_UINT(fx_stats(S).conversations, 2 * n_convs);
+}
+
+int main(void)
+{
+	int loaded = load();
+	if (loaded == 0) {
+		printf("corpus file absent: skipped\n");
+		ev_arena_free(&A);
+		return FX_SKIP;
+	}
+	fx_tmpdir(dir, "corpus");
+	cs_error err = CS_ERROR_INIT;
+	if (loaded < 0 || fx_open(&S, dir, 0, 0, false, &err) != CS_OK) {
+		fprintf(stderr, "setup failed: %s\n", err.msg);
+		fx_rmrf(dir);
+		return 1;
+	}
+	CHECK_EQ_UINT(n_convs, 200);
+	printf("%zu conversations, %zu messages\n", n_convs, n_messages);
+
+	CHECK_RUN(test_append_whole);
+	CHECK_RUN(test_append_single);
+	CHECK_RUN(test_read_back);
+	CHECK_RUN(test_feed);
+	CHECK_RUN(test_heads);
+
+	cs_store_close(S);
+	for (size_t k = 0; k < n_convs; k++)
+		json_decref(convs[k].root);
+	ev_arena_free(&A);
+	fx_rmrf(dir);
+	return check_finish();
+}

@@ -1,0 +1,402 @@
+/*
+ * test_records.c - proves that stored records are checked on every read and by verify:
+ *
+ *  - big compressible events are stored deflated (their LMDB value is much smaller than the
+ *    packed event) and read back byte-identical; small ones are stored as they are;
+ *  - one flipped byte in a deflated record, one in a plain record, the first byte of a record, a
+ *    value truncated to half, and a value shorter than any header (each forged with liblmdb in
+ *    the `events` database of the closed store) make cs_store_read_stream() and
+ *    cs_store_read_feed() over that event fail with CS_ECORRUPT naming its position, while every
+ *    other event still reads back identical, and cs_store_verify() reports problems >= 1 with
+ *    first_bad_position == that position;
+ *  - a log record that is gone, an index entry that is gone (a read across the gap must not
+ *    return versions 3, 5, 6 as if nothing were missing), and a head ahead of both are found by
+ *    verify;
+ *  - with the original bytes put back, verify finds no problem again (the check is about the
+ *    bytes, nothing else was touched).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../check.h"
+#include "events.h"
+#include "fixture.h"
+#include "lmdb_raw.h"
+
+#define T	 "t"
+#define CONV	 "rec"
+#define N_EVENTS 8
+#define FILLER	 40
+
+static char dir[PATH_MAX];
+static ev_arena A = EV_ARENA_INIT;
+
+/* What was stored, as read back from the intact store. */
+static uint64_t pos[N_EVENTS + 1]; /* by version */
+static uint8_t *packed[N_EVENTS + 1];
+static size_t packed_len[N_EVENTS + 1];
+static bool big[N_EVENTS + 1];
+
+static cs_store *open_store(void)
+{
+	cs_store *s = NULL;
+	cs_error err = CS_ERROR_INIT;
+	if (!CHECK_EQ_INT(fx_open(&s, dir, 0, 0, false, &err), CS_OK)) {
+		fprintf(stderr, "  open: %s\n", err.msg);
+		return NULL;
+	}
+	return s;
+}
+
+/* Read one event by version and compare it with what the intact store held. */
+static bool reads_intact(cs_store *s, uint64_t version)
+{
+	cs_event_page p = {0};
+	cs_error err = CS_ERROR_INIT;
+	int rc = cs_store_read_stream(&p, s, T, CONV, version, 1, CS_FORWARD, &err);
+	bool ok = CHECK_EQ_INT(rc, CS_OK) && CHECK_EQ_UINT(p.n, 1);
+	if (ok) {
+		size_t len;
+		uint8_t *b = ev_pack(&A, p.events[0], &len);
+		ok = CHECK_MEM_EQ(b, len, packed[version], packed_len[version]);
+	}
+	if (!ok)
+		fprintf(stderr, "  version %llu: rc %d \"%s\"\n", (unsigned long long)version, rc,
+			err.msg);
+	cs_event_page_deinit(&p);
+	return ok;
+}
+
+static void test_setup_and_roundtrip(void)
+{
+	cs_store *s = open_store();
+	if (!s)
+		return;
+	cs_error err = CS_ERROR_INIT;
+	cs_append_result r;
+
+	/* filler, so that positions are not small numbers that any message might contain */
+	Convstore__V1__Event *fill[FILLER];
+	for (int i = 0; i < FILLER; i++)
+		fill[i] = ev_message(&A, NULL, "user", "filler");
+	CHECK_EQ_INT(cs_store_append(&r, s, T, "filler", CS_ANY_VERSION, fill, FILLER, &err),
+		     CS_OK);
+
+	Convstore__V1__Event *evs[N_EVENTS];
+	for (int i = 0; i < N_EVENTS; i++) {
+		big[i + 1] = i % 2 == 1;
+		evs[i] = big[i + 1] ? ev_message(&A, NULL, "assistant",
+						 ev_prose(&A, 6000 + 3000 * (size_t)i))
+				    : ev_message(&A, NULL, "user", ev_strf(&A, "short %d", i));
+	}
+	CHECK_EQ_INT(cs_store_append(&r, s, T, CONV, 0, evs, N_EVENTS, &err), CS_OK);
+
+	cs_event_page p = {0};
+	CHECK_EQ_INT(cs_store_read_stream(&p, s, T, CONV, 1, 100, CS_FORWARD, &err), CS_OK);
+	if (CHECK_EQ_UINT(p.n, N_EVENTS)) {
+		for (size_t v = 1; v <= N_EVENTS; v++) {
+			const Convstore__V1__Event *e = p.events[v - 1];
+			pos[v] = e->position;
+			packed[v] = ev_pack(&A, e, &packed_len[v]);
+			CHECK(ev_same_as_sent(&A, e, evs[v - 1], true));
+		}
+	}
+	cs_event_page_deinit(&p);
+
+	cs_verify_report rep = {0};
+	CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_OK);
+	CHECK_EQ_UINT(rep.records, FILLER + N_EVENTS);
+	CHECK_EQ_UINT(rep.problems, 0);
+	CHECK_EQ_UINT(rep.first_bad_position, 0);
+	cs_store_close(s);
+
+	/* big compressible events are deflated on disk, small ones are not */
+	for (size_t v = 1; v <= N_EVENTS; v++) {
+		unsigned char key[8];
+		raw_position_key(key, pos[v]);
+		void *val;
+		size_t len;
+		if (!CHECK_EQ_INT(raw_get(dir, "events", key, 8, &val, &len), 0))
+			continue;
+		if (big[v]) {
+			if (!CHECK(len < packed_len[v] / 2))
+				fprintf(stderr,
+					"  big event %zu: %zu stored bytes for %zu packed\n", v,
+					len, packed_len[v]);
+		} else {
+			CHECK(len >= packed_len[v]);
+		}
+		free(val);
+	}
+}
+
+/* Forge the record of version @v, then check what every read and verify say about it. */
+typedef void (*forge_fn)(unsigned char *val, size_t *len);
+
+static void flip_middle(unsigned char *val, size_t *len)
+{
+	val[*len / 2] ^= 0x20;
+}
+
+static void flip_first(unsigned char *val, size_t *len)
+{
+	(void)len;
+	val[0] ^= 0x01;
+}
+
+static void truncate_half(unsigned char *val, size_t *len)
+{
+	(void)val;
+	*len /= 2;
+}
+
+static void truncate_tiny(unsigned char *val, size_t *len)
+{
+	(void)val;
+	*len = 3;
+}
+
+static void corrupted(const char *what, uint64_t v, forge_fn forge)
+{
+	unsigned char key[8];
+	raw_position_key(key, pos[v]);
+	void *orig;
+	size_t orig_len;
+	if (!CHECK_EQ_INT(raw_get(dir, "events", key, 8, &orig, &orig_len), 0))
+		return;
+	unsigned char *bad = ev_alloc(&A, orig_len);
+	memcpy(bad, orig, orig_len);
+	size_t bad_len = orig_len;
+	forge(bad, &bad_len);
+	CHECK_EQ_INT(raw_put(dir, "events", false, key, 8, bad, bad_len), 0);
+
+	int failed_before = check_failed;
+	cs_store *s = open_store();
+	if (!s) {
+		free(orig);
+		return;
+	}
+	char *pos_text = ev_strf(&A, "%llu", (unsigned long long)pos[v]);
+	cs_error err = CS_ERROR_INIT;
+	cs_event_page p = {0};
+
+	/* the event itself, by stream and by feed */
+	CHECK_EQ_INT(cs_store_read_stream(&p, s, T, CONV, v, 1, CS_FORWARD, &err), CS_ECORRUPT);
+	CHECK_EQ_INT(err.code, CS_ECORRUPT);
+	CHECK_STR_CONTAINS(err.msg, pos_text);
+	cs_event_page_deinit(&p);
+	err = (cs_error)CS_ERROR_INIT;
+	CHECK_EQ_INT(cs_store_read_stream(&p, s, T, CONV, 1, 100, CS_FORWARD, &err), CS_ECORRUPT);
+	CHECK_STR_CONTAINS(err.msg, pos_text);
+	cs_event_page_deinit(&p);
+	err = (cs_error)CS_ERROR_INIT;
+	CHECK_EQ_INT(cs_store_read_feed(&p, s, NULL, pos[v] - 1, 1, &err), CS_ECORRUPT);
+	CHECK_EQ_INT(err.code, CS_ECORRUPT);
+	CHECK_STR_CONTAINS(err.msg, pos_text);
+	cs_event_page_deinit(&p);
+	err = (cs_error)CS_ERROR_INIT;
+	CHECK_EQ_INT(cs_store_read_feed(&p, s, T, pos[1] - 1, 100, &err), CS_ECORRUPT);
+	cs_event_page_deinit(&p);
+
+	/* everything else reads fine */
+	for (uint64_t w = 1; w <= N_EVENTS; w++)
+		if (w != v)
+			reads_intact(s, w);
+	CHECK_EQ_INT(cs_store_read_feed(&p, s, NULL, pos[v], 100, &err), CS_OK);
+	CHECK_EQ_UINT(p.n, N_EVENTS - v);
+	cs_event_page_deinit(&p);
+	CHECK_EQ_INT(cs_store_read_feed(&p, s, NULL, 0, FILLER, &err), CS_OK);
+	CHECK_EQ_UINT(p.n, FILLER);
+	cs_event_page_deinit(&p);
+	CHECK_EQ_UINT(fx_version(s, T, CONV), N_EVENTS);
+
+	cs_verify_report rep = {0};
+	err = (cs_error)CS_ERROR_INIT;
+	CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
+	CHECK_EQ_INT(err.code, CS_ECORRUPT);
+	CHECK(rep.problems >= 1);
+	CHECK_EQ_UINT(rep.first_bad_position, pos[v]);
+	CHECK_STR_CONTAINS(err.msg, pos_text);
+	cs_store_close(s);
+
+	/* put the original bytes back: intact again */
+	CHECK_EQ_INT(raw_put(dir, "events", false, key, 8, orig, orig_len), 0);
+	free(orig);
+	s = open_store();
+	if (s) {
+		rep = (cs_verify_report){0};
+		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_OK);
+		CHECK_EQ_UINT(rep.problems, 0);
+		reads_intact(s, v);
+		cs_store_close(s);
+	}
+	if (check_failed != failed_before)
+		fprintf(stderr, "  case: %s at version %llu (position %s)\n", what,
+			(unsigned long long)v, pos_text);
+}
+
+static void test_flipped_deflated(void)
+{
+	CHECK(big[2]);
+	corrupted("flipped byte in a deflated record", 2, flip_middle);
+}
+
+static void test_flipped_plain(void)
+{
+	CHECK(!big[3]);
+	corrupted("flipped byte in a plain record", 3, flip_middle);
+}
+
+static void test_flipped_first_byte(void)
+{
+	corrupted("flipped first byte", 5, flip_first);
+}
+
+static void test_truncated(void)
+{
+	corrupted("deflated record truncated to half", 4, truncate_half);
+	corrupted("plain record truncated to half", 1, truncate_half);
+	corrupted("record of 3 bytes", 8, truncate_tiny);
+}
+
+/* The log record of an indexed event is gone: reads of it and verify must say so. */
+static void test_missing_record(void)
+{
+	uint64_t v = 6;
+	unsigned char key[8];
+	raw_position_key(key, pos[v]);
+	void *orig;
+	size_t orig_len;
+	if (!CHECK_EQ_INT(raw_get(dir, "events", key, 8, &orig, &orig_len), 0))
+		return;
+	CHECK_EQ_INT(raw_del(dir, "events", key, 8), 0);
+	cs_store *s = open_store();
+	if (s) {
+		cs_error err = CS_ERROR_INIT;
+		cs_event_page p = {0};
+		CHECK_EQ_INT(cs_store_read_stream(&p, s, T, CONV, v, 1, CS_FORWARD, &err),
+			     CS_ECORRUPT);
+		cs_event_page_deinit(&p);
+		reads_intact(s, v - 1);
+		reads_intact(s, v + 1);
+		cs_verify_report rep = {0};
+		err = (cs_error)CS_ERROR_INIT;
+		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
+		CHECK(rep.problems >= 1);
+		CHECK_EQ_UINT(rep.first_bad_position, pos[v]);
+		cs_store_close(s);
+	}
+	CHECK_EQ_INT(raw_put(dir, "events", false, key, 8, orig, orig_len), 0);
+	free(orig);
+	s = open_store();
+	if (s) {
+		cs_verify_report rep = {0};
+		CHECK_EQ_INT(cs_store_verify(&rep, s, NULL), CS_OK);
+		cs_store_close(s);
+	}
+}
+
+/* The per-conversation index lost the entry of one version (its value is the event's 8-byte
+ * position): verify must notice that the log and the index disagree. */
+static void test_missing_index_entry(void)
+{
+	uint64_t v = 4;
+	unsigned char val[8];
+	raw_position_key(val, pos[v]);
+	void *key;
+	size_t key_len;
+	if (!CHECK_EQ_INT(raw_find_value(dir, "streams", val, 8, &key, &key_len), 0)) {
+		fprintf(stderr, "  no index entry holds position %llu\n",
+			(unsigned long long)pos[v]);
+		return;
+	}
+	CHECK_EQ_INT(raw_del(dir, "streams", key, key_len), 0);
+	cs_store *s = open_store();
+	if (s) {
+		cs_verify_report rep = {0};
+		cs_error err = CS_ERROR_INIT;
+		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
+		CHECK(rep.problems >= 1);
+		/* a read across the gap must not hand out versions 3, 5, 6 as if nothing were
+		 * missing: the stream's versions are gapless by definition, so a gap is corruption
+		 */
+		cs_event_page p = {0};
+		err = (cs_error)CS_ERROR_INIT;
+		int rc = cs_store_read_stream(&p, s, T, CONV, v - 1, 3, CS_FORWARD, &err);
+		if (!CHECK_EQ_INT(rc, CS_ECORRUPT)) {
+			fprintf(stderr, "  read from version %llu: %zu events, versions",
+				(unsigned long long)(v - 1), p.n);
+			for (size_t i = 0; i < p.n; i++)
+				fprintf(stderr, " %llu", (unsigned long long)p.events[i]->version);
+			fprintf(stderr, "\n");
+		}
+		cs_event_page_deinit(&p);
+		cs_store_close(s);
+	}
+	CHECK_EQ_INT(raw_put(dir, "streams", false, key, key_len, val, 8), 0);
+	free(key);
+	s = open_store();
+	if (s) {
+		cs_verify_report rep = {0};
+		CHECK_EQ_INT(cs_store_verify(&rep, s, NULL), CS_OK);
+		reads_intact(s, v);
+		cs_store_close(s);
+	}
+}
+
+/* The last event vanished from both the log and the index, consistently: only the head still
+ * says version 8. verify must compare heads with the index too. */
+static void test_head_ahead_of_index(void)
+{
+	uint64_t v = N_EVENTS;
+	unsigned char pkey[8];
+	raw_position_key(pkey, pos[v]);
+	void *rec, *ikey;
+	size_t rec_len, ikey_len;
+	if (!CHECK_EQ_INT(raw_get(dir, "events", pkey, 8, &rec, &rec_len), 0))
+		return;
+	if (!CHECK_EQ_INT(raw_find_value(dir, "streams", pkey, 8, &ikey, &ikey_len), 0)) {
+		free(rec);
+		return;
+	}
+	CHECK_EQ_INT(raw_del(dir, "events", pkey, 8), 0);
+	CHECK_EQ_INT(raw_del(dir, "streams", ikey, ikey_len), 0);
+	cs_store *s = open_store();
+	if (s) {
+		cs_verify_report rep = {0};
+		cs_error err = CS_ERROR_INIT;
+		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
+		CHECK(rep.problems >= 1);
+		cs_store_close(s);
+	}
+	CHECK_EQ_INT(raw_put(dir, "events", false, pkey, 8, rec, rec_len), 0);
+	CHECK_EQ_INT(raw_put(dir, "streams", false, ikey, ikey_len, pkey, 8), 0);
+	free(rec);
+	free(ikey);
+	s = open_store();
+	if (s) {
+		cs_verify_report rep = {0};
+		CHECK_EQ_INT(cs_store_verify(&rep, s, NULL), CS_OK);
+		reads_intact(s, v);
+		cs_store_close(s);
+	}
+}
+
+int main(void)
+{
+	fx_tmpdir(dir, "records");
+	CHECK_RUN(test_setup_and_roundtrip);
+	if (pos[N_EVENTS]) {
+		CHECK_RUN(test_flipped_deflated);
+		CHECK_RUN(test_flipped_plain);
+		CHECK_RUN(test_flipped_first_byte);
+		CHECK_RUN(test_truncated);
+		CHECK_RUN(test_missing_record);
+		CHECK_RUN(test_missing_index_entry);
+		CHECK_RUN(test_head_ahead_of_index);
+	}
+	ev_arena_free(&A);
+	fx_rmrf(dir);
+	return check_finish();
+}

@@ -1,0 +1,36 @@
+#!/bin/sh
+# convctl on a fresh store: stats reports an empty store created on the spot, verify passes,
+# and usage errors exit 2 with a message. $1 is the convctl binary.
+set -u
+convctl=$1
+dir=$(mktemp -d /tmp/convctl-test.XXXXXX) || exit 1
+trap 'rm -rf "$dir"' EXIT
+fail=0
+expect() { # expect WHAT GOT WANT
+	if [ "$2" != "$3" ]; then
+		echo "FAIL $1: got [$2], want [$3]"
+		fail=1
+	fi
+}
+
+out=$("$convctl" --data "$dir/s" --json stats)
+expect "stats exit" $? 0
+expect "stats json" "$(echo "$out" | sed 's/, "map_size".*//')" \
+	'{"events": 0, "conversations": 0, "last_position": 0'
+[ -f "$dir/s/data.mdb" ] || { echo "FAIL stats did not create the store"; fail=1; }
+
+out=$("$convctl" --data "$dir/s" verify)
+expect "verify exit" $? 0
+expect "verify text" "$out" "0 records checked, 0 problems"
+
+"$convctl" --data "$dir/s" frobnicate 2>"$dir/err"
+expect "unknown command exit" $? 2
+grep -q 'unknown command "frobnicate"' "$dir/err" || { echo "FAIL no message"; fail=1; }
+"$convctl" --data "$dir/s" 2>/dev/null
+expect "missing command exit" $? 2
+
+echo "not a store" >"$dir/file"
+"$convctl" --data "$dir/file" stats 2>"$dir/err"
+expect "not a folder exit" $? 1
+grep -q "convctl: $dir/file" "$dir/err" || { echo "FAIL no message for a bad folder"; fail=1; }
+exit $fail
