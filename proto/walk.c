@@ -3,7 +3,7 @@
  * the map-entry rule that the JSON codec shares.
  *
  * Binary protobuf input never passes through Jansson, and protobuf-c does not check that string
- * fields hold UTF-8, so the store runs cs_pb_check_utf8() on everything it decodes from binary
+ * fields hold UTF-8, so the store runs cs_pb_check_text() on everything it decodes from binary
  * before it keeps it. The walk reads only the selected member of each oneof (the others share
  * its storage), never allocates, and stops CS_JSON_MAX_DEPTH messages down so that a hostile
  * recursive message cannot exhaust the stack.
@@ -12,9 +12,12 @@
  * "metadata[3].key" when the map key itself is the bad string. Bytes from the input are shown
  * as printable ASCII only ('?' for anything else), so the message stays one valid line.
  *
- * It does not check bytes fields, unknown fields or the text inside a JsonValue.
+ * A JsonValue's text must parse as one JSON value (it is written out as JSON, so text that does
+ * not parse would turn a stored event into one that can never be shown), and its nesting counts
+ * towards the depth cap. Bytes fields and unknown fields are not checked.
  */
 #include "convstore/pbjson.h"
+#include "convstore/v1/event.pb-c.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -287,6 +290,47 @@ static int walk_field(struct walk *w, const ProtobufCMessage *m, const ProtobufC
 	return CS_OK;
 }
 
+static size_t json_depth(const json_t *v)
+{
+	size_t deepest = 0, d;
+	const char *key;
+	json_t *child;
+	size_t i;
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, key, child) if ((d = json_depth(child)) > deepest)
+		    deepest = d;
+		return deepest + 1;
+	}
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, child) if ((d = json_depth(child)) > deepest) deepest = d;
+		return deepest + 1;
+	}
+	return 0;
+}
+
+/* A JsonValue: its text is one JSON value, no deeper than what is left of the cap. */
+static int check_json_value(struct walk *w, const ProtobufCMessage *m)
+{
+	const Convstore__V1__JsonValue *jv = (const Convstore__V1__JsonValue *)m;
+	if (!jv->json || !*jv->json)
+		return CS_OK;
+	size_t mark = path_field(w, "json");
+	int rc = check_string(w, jv->json);
+	if (rc)
+		return rc;
+	path_pop(w, mark);
+	/* Jansson's own depth limit (2048) bounds its recursion before ours is checked. */
+	json_t *v =
+	    json_loads(jv->json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
+	if (!v)
+		return bad(w, "invalid json");
+	size_t depth = json_depth(v);
+	json_decref(v);
+	if (w->depth + depth > CS_JSON_MAX_DEPTH)
+		return bad(w, "too deeply nested");
+	return CS_OK;
+}
+
 static int walk_message(struct walk *w, const ProtobufCMessage *m)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -294,6 +338,11 @@ static int walk_message(struct walk *w, const ProtobufCMessage *m)
 		return bad(w, "not a protobuf-c message");
 	if (++w->depth > CS_JSON_MAX_DEPTH)
 		return bad(w, "too deeply nested");
+	if (d == &convstore__v1__json_value__descriptor) {
+		int rc = check_json_value(w, m);
+		w->depth--;
+		return rc;
+	}
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 		if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
@@ -312,7 +361,7 @@ static int walk_message(struct walk *w, const ProtobufCMessage *m)
 	return CS_OK;
 }
 
-int cs_pb_check_utf8(const ProtobufCMessage *msg, cs_error *err)
+int cs_pb_check_text(const ProtobufCMessage *msg, cs_error *err)
 {
 	struct walk w = {.err = err};
 	if (!msg)

@@ -166,6 +166,6 @@ int cs_event_check(const Event *ev, const char *conversation_id, cs_error *err)
 	if (!rc)
 		rc = check_payload(ev, err);
 	if (!rc)
-		rc = cs_pb_check_utf8(&ev->base, err);
+		rc = cs_pb_check_text(&ev->base, err);
 	return rc;
 }

@@ -1740,7 +1740,7 @@ static void test_utf8_in_structs(void)
 	msg.role = S("user");
 	msg.content = S("bad \xc3\x28 byte");
 	cs_error e = CS_ERROR_INIT;
-	CHECK_EQ_INT(cs_pb_check_utf8(&req.base, &e), CS_EINVAL);
+	CHECK_EQ_INT(cs_pb_check_text(&req.base, &e), CS_EINVAL);
 	CHECK_STR_EQ(e.msg, "events[2].message.content: invalid utf-8");
 	EXPECT_ENCODE_BAD(&req, CS_EINVAL, "events[2].message.content: invalid utf-8");
 
@@ -1751,7 +1751,7 @@ static void test_utf8_in_structs(void)
 	msg.n_parts = 2;
 	msg.parts = partp;
 	part.text = S("\xed\xa0\x80");
-	CHECK_EQ_INT(cs_pb_check_utf8(&req.base, &e), CS_EINVAL);
+	CHECK_EQ_INT(cs_pb_check_text(&req.base, &e), CS_EINVAL);
 	CHECK_STR_EQ(e.msg, "events[2].message.parts[0].text: invalid utf-8");
 	EXPECT_ENCODE_BAD(&req, CS_EINVAL, "events[2].message.parts[0].text: invalid utf-8");
 	part.text = S("ok");
@@ -1766,12 +1766,12 @@ static void test_utf8_in_structs(void)
 	md[1].value = S("\xf4\x90\x80\x80");
 	evs[0].n_metadata = 2;
 	evs[0].metadata = mdp;
-	CHECK_EQ_INT(cs_pb_check_utf8(&req.base, &e), CS_EINVAL);
+	CHECK_EQ_INT(cs_pb_check_text(&req.base, &e), CS_EINVAL);
 	CHECK_STR_EQ(e.msg, "events[0].metadata[\"user_id\"]: invalid utf-8");
 	EXPECT_ENCODE_BAD(&req, CS_EINVAL, "events[0].metadata[\"user_id\"]: invalid utf-8");
 	md[1].value = S("ok");
 	md[1].key = S("k\xc0\xafy");
-	CHECK_EQ_INT(cs_pb_check_utf8(&req.base, &e), CS_EINVAL);
+	CHECK_EQ_INT(cs_pb_check_text(&req.base, &e), CS_EINVAL);
 	CHECK_STR_EQ(e.msg, "events[0].metadata[1].key: invalid utf-8");
 	EXPECT_ENCODE_BAD(&req, CS_EINVAL, "events[0].metadata[1].key: invalid utf-8");
 	md[1].key = S("ok");
@@ -1782,11 +1782,11 @@ static void test_utf8_in_structs(void)
 	evs[1].model_response = &mr;
 	mr.content_opt_case = CONVSTORE__V1__MODEL_RESPONSE__CONTENT_OPT_CONTENT;
 	mr.content = S("\xe2\x82");
-	CHECK_EQ_INT(cs_pb_check_utf8(&req.base, &e), CS_EINVAL);
+	CHECK_EQ_INT(cs_pb_check_text(&req.base, &e), CS_EINVAL);
 	CHECK_STR_EQ(e.msg, "events[1].model_response.content: invalid utf-8");
 	EXPECT_ENCODE_BAD(&req, CS_EINVAL, "events[1].model_response.content: invalid utf-8");
 	mr.content_opt_case = CONVSTORE__V1__MODEL_RESPONSE__CONTENT_OPT__NOT_SET;
-	CHECK_EQ_INT(cs_pb_check_utf8(&req.base, &e), CS_OK);
+	CHECK_EQ_INT(cs_pb_check_text(&req.base, &e), CS_OK);
 
 	/* A repeated string field, and a string at the top level. */
 	Scalars s;
@@ -1794,19 +1794,47 @@ static void test_utf8_in_structs(void)
 	char *strs[2] = {S("ok"), S("\xff")};
 	s.n_r_str = 2;
 	s.r_str = strs;
-	CHECK_EQ_INT(cs_pb_check_utf8(&s.base, &e), CS_EINVAL);
+	CHECK_EQ_INT(cs_pb_check_text(&s.base, &e), CS_EINVAL);
 	CHECK_STR_EQ(e.msg, "r_str[1]: invalid utf-8");
 	EXPECT_ENCODE_BAD(&s, CS_EINVAL, "r_str[1]: invalid utf-8");
 	Convstore__V1__TraceContext t = CONVSTORE__V1__TRACE_CONTEXT__INIT;
 	t.span_id = S("\xc3");
-	CHECK_EQ_INT(cs_pb_check_utf8(&t.base, &e), CS_EINVAL);
+	CHECK_EQ_INT(cs_pb_check_text(&t.base, &e), CS_EINVAL);
 	CHECK_STR_EQ(e.msg, "span_id: invalid utf-8");
+
+	/* JsonValue text must be one JSON value within the depth cap (binary input skips the
+	 * decoder, so nothing else would catch it). */
+	Convstore__V1__Extension x = CONVSTORE__V1__EXTENSION__INIT;
+	Convstore__V1__JsonValue jv = CONVSTORE__V1__JSON_VALUE__INIT;
+	x.type = S("t");
+	x.data = &jv;
+	const char *good_json[] = {"", "1", "\"s\"", "null", "[1,{\"a\":[]}]"};
+	for (size_t i = 0; i < N(good_json); i++) {
+		jv.json = S(good_json[i]);
+		CHECK_EQ_INT(cs_pb_check_text(&x.base, &e), CS_OK);
+	}
+	const char *bad_json[] = {"{", "1 2", "[1,]", "{\"a\":1,\"a\":2}", "nul"};
+	for (size_t i = 0; i < N(bad_json); i++) {
+		jv.json = S(bad_json[i]);
+		CHECK_EQ_INT(cs_pb_check_text(&x.base, &e), CS_EINVAL);
+		CHECK_STR_EQ(e.msg, "data: invalid json");
+	}
+	char deep[2 * CS_JSON_MAX_DEPTH + 3];
+	memset(deep, '[', CS_JSON_MAX_DEPTH + 1);
+	memset(deep + CS_JSON_MAX_DEPTH + 1, ']', CS_JSON_MAX_DEPTH + 1);
+	deep[2 * CS_JSON_MAX_DEPTH + 2] = '\0';
+	jv.json = deep;
+	CHECK_EQ_INT(cs_pb_check_text(&x.base, &e), CS_EINVAL);
+	CHECK_STR_EQ(e.msg, "data: too deeply nested");
+	jv.json = S("\"\xff\"");
+	CHECK_EQ_INT(cs_pb_check_text(&x.base, &e), CS_EINVAL);
+	CHECK_STR_EQ(e.msg, "data.json: invalid utf-8");
 
 	/* Everything the builders make is clean. */
 	for (size_t i = 0; i < N(all_payloads); i++)
-		CHECK_EQ_INT(cs_pb_check_utf8(&full_event(all_payloads[i])->base, &e), CS_OK);
-	CHECK_EQ_INT(cs_pb_check_utf8(&full_head()->base, &e), CS_OK);
-	CHECK_EQ_INT(cs_pb_check_utf8(&full_scalars()->base, &e), CS_OK);
+		CHECK_EQ_INT(cs_pb_check_text(&full_event(all_payloads[i])->base, &e), CS_OK);
+	CHECK_EQ_INT(cs_pb_check_text(&full_head()->base, &e), CS_OK);
+	CHECK_EQ_INT(cs_pb_check_text(&full_scalars()->base, &e), CS_OK);
 }
 
 /* The map rule, and that a look-alike that breaks it is a plain list. */

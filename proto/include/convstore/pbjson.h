@@ -108,15 +108,16 @@ int cs_json_decode_text(ProtobufCMessage **out, const ProtobufCMessageDescriptor
 			const char *text, size_t len, cs_error *err);
 
 /**
- * Check that every string of @msg is valid UTF-8: singular, repeated and oneof string fields
- * and map keys and values, recursively through sub-messages. Binary protobuf input skips
- * Jansson's check, so the store calls this on it.
+ * Check the text inside @msg: every string is valid UTF-8 (singular, repeated and oneof string
+ * fields and map keys and values, recursively through sub-messages), and every JsonValue holds
+ * one JSON value (or nothing) within CS_JSON_MAX_DEPTH. Binary protobuf input skips the JSON
+ * decoder's checks, so the store calls this on every event it is given.
  *
  * @return CS_OK; CS_EINVAL naming the path of the first bad string
- *         ("events[0].metadata[\"k\"]: invalid utf-8") or for messages nested deeper than
- *         CS_JSON_MAX_DEPTH.
+ *         ("events[0].metadata[\"k\"]: invalid utf-8", "extension.data: invalid json") or
+ *         for messages nested deeper than CS_JSON_MAX_DEPTH.
  */
-int cs_pb_check_utf8(const ProtobufCMessage *msg, cs_error *err);
+int cs_pb_check_text(const ProtobufCMessage *msg, cs_error *err);
 
 /**
  * Strict UTF-8: no overlong forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no
