@@ -184,11 +184,15 @@ static void *writer_main(void *arg)
 
 		pthread_mutex_lock(&c->lock);
 		c->linger_target = count + c->queued;
+		pthread_mutex_unlock(&c->lock);
+		/* Wake each caller without holding the lock, so that none wakes into a mutex the
+		 * writer holds. A semaphore may be destroyed as soon as its waiter returns, so r is
+		 * read before the post. */
 		for (cs_request *r = batch, *next; r; r = next) {
-			next = r->next; /* r belongs to its caller again once done is set */
-			r->done = true;
-			pthread_cond_signal(&r->done_cv);
+			next = r->next;
+			sem_post(&r->done);
 		}
+		pthread_mutex_lock(&c->lock);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
@@ -231,14 +235,12 @@ void cs_committer_stop(cs_committer *c)
 int cs_committer_submit(cs_committer *c, cs_request *req)
 {
 	req->next = NULL;
-	req->done = false;
-	pthread_cond_init(&req->done_cv, NULL);
 	pthread_mutex_lock(&c->lock);
 	if (c->closing) {
 		pthread_mutex_unlock(&c->lock);
-		pthread_cond_destroy(&req->done_cv);
 		return cs_error_set(&req->err, CS_ECLOSED, "the store is closing");
 	}
+	sem_init(&req->done, 0, 0);
 	if (c->tail)
 		c->tail->next = req;
 	else
@@ -249,9 +251,9 @@ int cs_committer_submit(cs_committer *c, cs_request *req)
 	 * the callers it waits for. Every other wake-up would be a context switch for nothing. */
 	if (c->queued == 1 || c->queued == c->linger_target)
 		pthread_cond_signal(&c->work);
-	while (!req->done)
-		pthread_cond_wait(&req->done_cv, &c->lock);
 	pthread_mutex_unlock(&c->lock);
-	pthread_cond_destroy(&req->done_cv);
+	while (sem_wait(&req->done) != 0)
+		; /* EINTR: a signal handler ran; keep waiting */
+	sem_destroy(&req->done);
 	return req->rc;
 }

@@ -20,6 +20,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 #include "convstore/store.h"
@@ -165,8 +166,7 @@ typedef struct cs_request {
 	int rc;
 	cs_error err;
 	cs_append_result result;
-	bool done;
-	pthread_cond_t done_cv; /* signalled by the writer once done is set */
+	sem_t done; /* posted by the writer once the results above are written */
 	struct cs_request *next;
 } cs_request;
 
