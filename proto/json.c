@@ -25,6 +25,7 @@
  * or accept a JSON number above INT64_MAX (Jansson rejects it while parsing).
  */
 #include "convstore/pbjson.h"
+#include "path.h"
 
 #include <float.h>
 #include <inttypes.h>
@@ -35,8 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PATH_CAP   160
-#define SHOWN_CAP  52
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
 
 /* 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the range of a proto3 Timestamp. */
@@ -48,84 +47,15 @@
 #define TWO_POW_64	  18446744073709551616.0
 #define TWO_POW_53	  9007199254740992.0
 
-/* ==== paths and errors ======================================================================
- *
- * The path is built in a fixed buffer as the walk goes down and cut back on the way up; a push
- * returns the length to cut back to. Past PATH_CAP it is simply truncated.
- */
+/* ==== errors ================================================================================ */
 
-struct path {
-	size_t len;
-	char buf[PATH_CAP];
-};
-
-/*
- * Copy untrusted @s for an error message: printable ASCII only ('?' for any other byte), cut
- * to fit @cap (at least 5) with "..." when it does not.
- */
-static void show(char *dst, size_t cap, const char *s, size_t len)
-{
-	size_t n = 0, max = cap - 4;
-	for (size_t i = 0; i < len && n < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-		dst[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
-	}
-	if (len > max) {
-		memcpy(dst + n, "...", 3);
-		n += 3;
-	}
-	dst[n] = '\0';
-}
-
-static size_t path_append(struct path *p, const char *s, size_t n)
-{
-	size_t mark = p->len;
-	if (n > PATH_CAP - 1 - p->len)
-		n = PATH_CAP - 1 - p->len;
-	memcpy(p->buf + p->len, s, n);
-	p->len += n;
-	p->buf[p->len] = '\0';
-	return mark;
-}
-
-static size_t path_field(struct path *p, const char *name)
-{
-	size_t mark = p->len;
-	if (p->len)
-		path_append(p, ".", 1);
-	path_append(p, name, strlen(name));
-	return mark;
-}
-
-static size_t path_index(struct path *p, size_t i)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "[%zu]", i);
-	return path_append(p, buf, (size_t)n);
-}
-
-static size_t path_key(struct path *p, const char *key)
-{
-	char shown[SHOWN_CAP];
-	char buf[SHOWN_CAP + 8];
-	show(shown, sizeof(shown), key, strlen(key));
-	int n = snprintf(buf, sizeof(buf), "[\"%s\"]", shown);
-	return path_append(p, buf, (size_t)n);
-}
-
-static void path_pop(struct path *p, size_t mark)
-{
-	p->len = mark;
-	p->buf[mark] = '\0';
-}
-
-static int fail(cs_error *err, int code, const struct path *p, const char *fmt, ...)
+static int fail(cs_error *err, int code, const cs_path *p, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static int fail_in(cs_error *err, const struct path *p, const char *fmt, ...)
+static int fail_in(cs_error *err, const cs_path *p, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* "<path>: <what>", or just "<what>" at the top level. */
-static int fail(cs_error *err, int code, const struct path *p, const char *fmt, ...)
+static int fail(cs_error *err, int code, const cs_path *p, const char *fmt, ...)
 {
 	char what[192];
 	va_list ap;
@@ -138,7 +68,7 @@ static int fail(cs_error *err, int code, const struct path *p, const char *fmt, 
 }
 
 /* "<what> in <path>" for errors about a message rather than one of its values. */
-static int fail_in(cs_error *err, const struct path *p, const char *fmt, ...)
+static int fail_in(cs_error *err, const cs_path *p, const char *fmt, ...)
 {
 	char what[192];
 	va_list ap;
@@ -532,7 +462,7 @@ static const char *parse_rfc3339(const char *s, size_t len, int64_t *secs, int32
 struct enc {
 	cs_error *err;
 	unsigned depth;
-	struct path path;
+	cs_path path;
 };
 
 static int enc_message(json_t **out, struct enc *e, const ProtobufCMessage *m);
@@ -667,7 +597,7 @@ static int enc_json_value(json_t **out, struct enc *e, const ProtobufCMessage *m
 	if (json_error_code(&je) == json_error_out_of_memory)
 		return nomem(e->err);
 	char why[100];
-	show(why, sizeof(why), je.text, strlen(je.text));
+	cs_path_show(why, sizeof(why), je.text, strlen(je.text));
 	return fail(e->err, CS_ECORRUPT, &e->path, "json value does not parse: %s", why);
 }
 
@@ -723,12 +653,12 @@ static int enc_list(json_t **out, struct enc *e, const ProtobufCFieldDescriptor 
 	int rc = CS_OK;
 	size_t step = elem_size(f->type);
 	for (size_t i = 0; i < n && rc == CS_OK; i++) {
-		size_t mark = path_index(&e->path, i);
+		size_t mark = cs_path_index(&e->path, i);
 		json_t *v = NULL;
 		rc = enc_value(&v, e, f, arr + i * step);
 		if (rc == CS_OK && json_array_append_new(list, v))
 			rc = nomem(e->err);
-		path_pop(&e->path, mark);
+		cs_path_pop(&e->path, mark);
 	}
 	e->depth--;
 	if (rc == CS_OK)
@@ -788,19 +718,19 @@ static int enc_map(json_t **out, struct enc *e, const ProtobufCMessageDescriptor
 			continue;
 		char buf[24];
 		const char *key;
-		size_t mark = path_index(&e->path, i);
-		path_field(&e->path, "key");
+		size_t mark = cs_path_index(&e->path, i);
+		cs_path_field(&e->path, "key");
 		rc = map_key_text(&key, buf, sizeof(buf), e, kf, field_at(arr[i], kf->offset));
-		path_pop(&e->path, mark);
+		cs_path_pop(&e->path, mark);
 		if (rc)
 			break;
-		path_key(&e->path, key);
+		cs_path_key(&e->path, key, strlen(key));
 		json_t *v = NULL;
 		rc = enc_value(&v, e, vf, field_at(arr[i], vf->offset));
 		/* A key repeated in binary input: the last one wins, as in protobuf. */
 		if (rc == CS_OK && json_object_set_new_nocheck(map, key, v))
 			rc = nomem(e->err);
-		path_pop(&e->path, mark);
+		cs_path_pop(&e->path, mark);
 	}
 	e->depth--;
 	if (rc == CS_OK)
@@ -844,13 +774,13 @@ static int enc_message(json_t **out, struct enc *e, const ProtobufCMessage *m)
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 		if (!field_present(m, f))
 			continue;
-		size_t mark = path_field(&e->path, f->name);
+		size_t mark = cs_path_field(&e->path, f->name);
 		json_t *v = NULL;
 		rc = enc_field(&v, e, m, f);
 		/* json_object_set_new releases @v when it fails. */
 		if (rc == CS_OK && json_object_set_new_nocheck(obj, f->name, v))
 			rc = nomem(e->err);
-		path_pop(&e->path, mark);
+		cs_path_pop(&e->path, mark);
 	}
 	e->depth--;
 	if (rc == CS_OK)
@@ -893,7 +823,7 @@ char *cs_json_encode_text(const ProtobufCMessage *msg, size_t flags_unused, cs_e
 struct dec {
 	cs_error *err;
 	unsigned depth;
-	struct path path;
+	cs_path path;
 };
 
 static int dec_message(ProtobufCMessage **out, struct dec *d,
@@ -994,8 +924,8 @@ static int dec_int(void *slot, struct dec *d, ProtobufCType t, const json_t *v)
 		const char *s = json_string_value(v);
 		size_t len = json_string_length(v);
 		if (!parse_decimal(s, len, &neg, &mag, &overflow)) {
-			char shown[SHOWN_CAP];
-			show(shown, sizeof(shown), s, len);
+			char shown[CS_SHOWN_CAP];
+			cs_path_show(shown, sizeof(shown), s, len);
 			return bad(d, "expected %s, got string \"%s\"", type_name(t), shown);
 		}
 		if (overflow)
@@ -1020,8 +950,8 @@ static int dec_double(void *slot, struct dec *d, ProtobufCType t, const json_t *
 		} else if (strcmp(s, "-Infinity") == 0) {
 			x = -INFINITY;
 		} else {
-			char shown[SHOWN_CAP];
-			show(shown, sizeof(shown), s, json_string_length(v));
+			char shown[CS_SHOWN_CAP];
+			cs_path_show(shown, sizeof(shown), s, json_string_length(v));
 			return bad(d, "expected number, got string \"%s\"", shown);
 		}
 		if (strlen(s) != json_string_length(v))
@@ -1056,8 +986,8 @@ static int dec_enum(void *slot, struct dec *d, const ProtobufCEnumDescriptor *ed
 	const ProtobufCEnumValue *ev =
 	    strlen(s) == len ? protobuf_c_enum_descriptor_get_value_by_name(ed, s) : NULL;
 	if (!ev) {
-		char shown[SHOWN_CAP];
-		show(shown, sizeof(shown), s, len);
+		char shown[CS_SHOWN_CAP];
+		cs_path_show(shown, sizeof(shown), s, len);
 		return bad(d, "unknown %s value \"%s\"", ed->name, shown);
 	}
 	*(int32_t *)slot = ev->value;
@@ -1170,8 +1100,8 @@ static int dec_timestamp(ProtobufCMessage **out, struct dec *d,
 	int32_t nanos = 0;
 	const char *why = parse_rfc3339(s, len, &secs, &nanos);
 	if (why) {
-		char shown[SHOWN_CAP];
-		show(shown, sizeof(shown), s, len);
+		char shown[CS_SHOWN_CAP];
+		cs_path_show(shown, sizeof(shown), s, len);
 		return bad(d, "bad timestamp \"%s\": %s", shown, why);
 	}
 	ProtobufCMessage *m = new_message(desc);
@@ -1229,9 +1159,9 @@ static int dec_list(ProtobufCMessage *m, struct dec *d, const ProtobufCFieldDesc
 	d->depth++;
 	int rc = CS_OK;
 	for (size_t i = 0; i < n && rc == CS_OK; i++) {
-		size_t mark = path_index(&d->path, i);
+		size_t mark = cs_path_index(&d->path, i);
 		rc = dec_element(arr + i * step, d, f, json_array_get(v, i), "in a list");
-		path_pop(&d->path, mark);
+		cs_path_pop(&d->path, mark);
 	}
 	d->depth--;
 	return rc;
@@ -1313,11 +1243,11 @@ static int dec_map(ProtobufCMessage *m, struct dec *d, const ProtobufCFieldDescr
 	{
 		if (i == n)
 			break;
-		size_t mark = path_key(&d->path, key);
+		size_t mark = cs_path_key(&d->path, key, strlen(key));
 		arr[i] = new_message(entry);
 		rc = arr[i] ? dec_map_entry(arr[i], d, key, val) : nomem(d->err);
 		i++;
-		path_pop(&d->path, mark);
+		cs_path_pop(&d->path, mark);
 		if (rc)
 			break;
 	}
@@ -1339,7 +1269,7 @@ static int dec_field(ProtobufCMessage *m, struct dec *d, const ProtobufCFieldDes
 				       other ? other->name : "?", f->name);
 		}
 	}
-	size_t mark = path_field(&d->path, f->name);
+	size_t mark = cs_path_field(&d->path, f->name);
 	int rc;
 	if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 		const ProtobufCMessageDescriptor *entry = cs_pb_map_entry(m->descriptor, f);
@@ -1351,7 +1281,7 @@ static int dec_field(ProtobufCMessage *m, struct dec *d, const ProtobufCFieldDes
 		if (rc == CS_OK)
 			mark_has(m, f);
 	}
-	path_pop(&d->path, mark);
+	cs_path_pop(&d->path, mark);
 	return rc;
 }
 
@@ -1374,8 +1304,8 @@ static int dec_fields(ProtobufCMessage *m, struct dec *d, const json_t *in)
 	{
 		const ProtobufCFieldDescriptor *f = find_field(desc, key);
 		if (!f) {
-			char shown[SHOWN_CAP];
-			show(shown, sizeof(shown), key, strlen(key));
+			char shown[CS_SHOWN_CAP];
+			cs_path_show(shown, sizeof(shown), key, strlen(key));
 			rc = fail_in(d->err, &d->path, "unknown field \"%s\"", shown);
 			break;
 		}
@@ -1455,7 +1385,7 @@ int cs_json_decode_text(ProtobufCMessage **out, const ProtobufCMessageDescriptor
 		if (json_error_code(&je) == json_error_out_of_memory)
 			return nomem(err);
 		char why[100];
-		show(why, sizeof(why), je.text, strlen(je.text));
+		cs_path_show(why, sizeof(why), je.text, strlen(je.text));
 		return cs_error_set(err, CS_EINVAL, "invalid json at line %d, column %d: %s",
 				    je.line, je.column, why);
 	}

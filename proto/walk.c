@@ -17,20 +17,17 @@
  * towards the depth cap. Bytes fields and unknown fields are not checked.
  */
 #include "convstore/pbjson.h"
+#include "path.h"
 #include "convstore/v1/event.pb-c.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#define PATH_CAP  160
-#define KEY_SHOWN 48
-
 struct walk {
 	cs_error *err;
 	unsigned depth;
-	size_t len;
-	char path[PATH_CAP];
+	cs_path path;
 };
 
 static const void *member_at(const ProtobufCMessage *m, unsigned offset)
@@ -38,64 +35,10 @@ static const void *member_at(const ProtobufCMessage *m, unsigned offset)
 	return (const char *)m + offset;
 }
 
-/* ---- the path shown in error messages ---------------------------------------------------- */
-
-static size_t path_append(struct walk *w, const char *s, size_t n)
-{
-	size_t mark = w->len;
-	if (n > PATH_CAP - 1 - w->len)
-		n = PATH_CAP - 1 - w->len;
-	memcpy(w->path + w->len, s, n);
-	w->len += n;
-	w->path[w->len] = '\0';
-	return mark;
-}
-
-static size_t path_field(struct walk *w, const char *name)
-{
-	size_t mark = w->len;
-	if (w->len)
-		path_append(w, ".", 1);
-	path_append(w, name, strlen(name));
-	return mark;
-}
-
-static size_t path_index(struct walk *w, size_t i)
-{
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "[%zu]", i);
-	return path_append(w, buf, (size_t)n);
-}
-
-static size_t path_key(struct walk *w, const char *key, size_t len)
-{
-	char buf[KEY_SHOWN + 8];
-	size_t n = 0;
-	buf[n++] = '[';
-	buf[n++] = '"';
-	for (size_t i = 0; i < len && i < KEY_SHOWN; i++) {
-		unsigned char c = (unsigned char)key[i];
-		buf[n++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
-	}
-	if (len > KEY_SHOWN) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n++] = '"';
-	buf[n++] = ']';
-	return path_append(w, buf, n);
-}
-
-static void path_pop(struct walk *w, size_t mark)
-{
-	w->len = mark;
-	w->path[mark] = '\0';
-}
-
 static int bad(struct walk *w, const char *what)
 {
-	if (w->len)
-		return cs_error_set(w->err, CS_EINVAL, "%s: %s", w->path, what);
+	if (w->path.len)
+		return cs_error_set(w->err, CS_EINVAL, "%s: %s", w->path.buf, what);
 	return cs_error_set(w->err, CS_EINVAL, "%s", what);
 }
 
@@ -239,24 +182,24 @@ static int walk_map(struct walk *w, const ProtobufCMessageDescriptor *e, Protobu
 	for (size_t i = 0; i < n; i++) {
 		if (!arr[i])
 			continue;
-		size_t mark = w->len;
+		size_t mark = w->path.len;
 		const char *key = NULL;
 		if (kf->type == PROTOBUF_C_TYPE_STRING) {
 			key = *(char *const *)member_at(arr[i], kf->offset);
 			if (key && !cs_utf8_valid(key, strlen(key))) {
-				path_index(w, i);
-				path_field(w, "key");
+				cs_path_index(&w->path, i);
+				cs_path_field(&w->path, "key");
 				return bad(w, "invalid utf-8");
 			}
 		}
 		if (key)
-			path_key(w, key, strlen(key));
+			cs_path_key(&w->path, key, strlen(key));
 		else
-			path_index(w, i);
+			cs_path_index(&w->path, i);
 		int rc = walk_value(w, vf, member_at(arr[i], vf->offset));
 		if (rc)
 			return rc;
-		path_pop(w, mark);
+		cs_path_pop(&w->path, mark);
 	}
 	return CS_OK;
 }
@@ -281,11 +224,11 @@ static int walk_field(struct walk *w, const ProtobufCMessage *m, const ProtobufC
 	if (!step || !arr)
 		return CS_OK;
 	for (size_t i = 0; i < n; i++) {
-		size_t mark = path_index(w, i);
+		size_t mark = cs_path_index(&w->path, i);
 		int rc = walk_value(w, f, arr + i * step);
 		if (rc)
 			return rc;
-		path_pop(w, mark);
+		cs_path_pop(&w->path, mark);
 	}
 	return CS_OK;
 }
@@ -314,11 +257,11 @@ static int check_json_value(struct walk *w, const ProtobufCMessage *m)
 	const Convstore__V1__JsonValue *jv = (const Convstore__V1__JsonValue *)m;
 	if (!jv->json || !*jv->json)
 		return CS_OK;
-	size_t mark = path_field(w, "json");
+	size_t mark = cs_path_field(&w->path, "json");
 	int rc = check_string(w, jv->json);
 	if (rc)
 		return rc;
-	path_pop(w, mark);
+	cs_path_pop(&w->path, mark);
 	/* Jansson's own depth limit (2048) bounds its recursion before ours is checked. */
 	json_t *v =
 	    json_loads(jv->json, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
@@ -351,11 +294,11 @@ static int walk_message(struct walk *w, const ProtobufCMessage *m)
 		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
 		    *(const uint32_t *)member_at(m, f->quantifier_offset) != f->id)
 			continue;
-		size_t mark = path_field(w, f->name);
+		size_t mark = cs_path_field(&w->path, f->name);
 		int rc = walk_field(w, m, f);
 		if (rc)
 			return rc;
-		path_pop(w, mark);
+		cs_path_pop(&w->path, mark);
 	}
 	w->depth--;
 	return CS_OK;

@@ -39,35 +39,36 @@ static int page_push(cs_event_page *page, Event *ev, size_t cap, cs_error *err)
 	return CS_OK;
 }
 
+/* Get the record at @k in @dbi and unpack it as @desc; @what names it in messages. */
+static int load_record(ProtobufCMessage **out, const ProtobufCMessageDescriptor *desc, cs_store *s,
+		       MDB_txn *txn, MDB_dbi dbi, const cs_key *k, const char *what, cs_error *err)
+{
+	MDB_val key = {k->len, (void *)k->b}, val;
+	int rc = mdb_get(txn, dbi, &key, &val);
+	if (rc) {
+		*out = NULL;
+		return cs_lmdb_error(err, rc, what);
+	}
+	return cs_record_unpack(out, desc, val.mv_data, val.mv_size, s->max_raw, what, err);
+}
+
 int cs_event_load(Event **out, cs_store *s, MDB_txn *txn, uint64_t position, cs_error *err)
 {
 	cs_key k;
 	cs_key_position(&k, position);
-	MDB_val key = {k.len, k.b}, val;
-	int rc = mdb_get(txn, s->env.events, &key, &val);
-	if (rc) {
-		*out = NULL;
-		return cs_lmdb_error(err, rc, "event");
-	}
 	char what[40];
 	snprintf(what, sizeof(what), "position %llu", (unsigned long long)position);
-	return cs_record_unpack((ProtobufCMessage **)out, &convstore__v1__event__descriptor,
-				val.mv_data, val.mv_size, s->max_raw, what, err);
+	return load_record((ProtobufCMessage **)out, &convstore__v1__event__descriptor, s, txn,
+			   s->env.events, &k, what, err);
 }
 
 int cs_head_load(Convstore__V1__Head **out, cs_store *s, MDB_txn *txn, const cs_key *stream,
 		 cs_error *err)
 {
-	cs_key hk;
-	cs_key_head(&hk, stream);
-	MDB_val key = {hk.len, hk.b}, val;
-	int rc = mdb_get(txn, s->env.streams, &key, &val);
-	if (rc) {
-		*out = NULL;
-		return cs_lmdb_error(err, rc, "head");
-	}
-	return cs_record_unpack((ProtobufCMessage **)out, &convstore__v1__head__descriptor,
-				val.mv_data, val.mv_size, s->max_raw, "head", err);
+	cs_key k;
+	cs_key_head(&k, stream);
+	return load_record((ProtobufCMessage **)out, &convstore__v1__head__descriptor, s, txn,
+			   s->env.streams, &k, "head", err);
 }
 
 static size_t clamp_limit(size_t limit)
