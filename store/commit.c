@@ -20,8 +20,9 @@
  * Failure isolation:
  *  - A request that fails its checks or conflicts (cs_request_apply sets req->rc) wrote nothing
  *    and fails alone; the rest of the batch commits.
- *  - MDB_MAP_FULL aborts the transaction; the writer grows the map with no transaction open and
- *    runs the whole batch again (nothing of it was committed, so the retry is exact).
+ *  - MDB_MAP_FULL (CS_EMAPFULL) aborts the transaction; the writer grows the map with no
+ *    transaction open and runs the whole batch again (nothing of it was committed, so the retry
+ *    is exact). A full disk is CS_EFULL and is never answered by growing.
  *  - Any other transaction failure (disk full, map at its cap, I/O) with more than one request
  *    in the batch: each request is retried in a transaction of its own, so the one that does not
  *    fit fails and the others still commit.
@@ -103,7 +104,7 @@ static int commit_growing(cs_committer *c, cs_request *reqs, size_t count, cs_er
 {
 	for (;;) {
 		int rc = commit_once(c, reqs, count, err);
-		if (rc != CS_EFULL)
+		if (rc != CS_EMAPFULL)
 			return rc;
 		/* Grow by at least the batch's size so that one huge request fits. */
 		size_t need = 0;
@@ -111,8 +112,8 @@ static int commit_growing(cs_committer *c, cs_request *reqs, size_t count, cs_er
 		for (size_t i = 0; i < count; i++, r = r->next)
 			for (size_t j = 0; j < r->n; j++)
 				need += cs_record_size(&r->events[j].body, 64) + 1024;
-		if (cs_env_grow(&c->store->env, 2 * need, err) != CS_OK)
-			return CS_EFULL; /* at the cap: err says so */
+		if ((rc = cs_env_grow(&c->store->env, 2 * need, err)) != CS_OK)
+			return rc; /* CS_EFULL at the cap or a full disk: err says which */
 	}
 }
 

@@ -12,6 +12,10 @@
  *  - A map that another process grew (MDB_MAP_RESIZED) is adopted and the begin retried once;
  *    a full reader table (MDB_READERS_FULL) gets one mdb_reader_check() and one retry.
  *
+ * A full disk: LMDB returns ENOSPC from a failed write, but EIO from a short one (the usual
+ * way a full disk shows); an EIO at commit with under CS_LOW_SPACE bytes free is taken for a
+ * full disk too. Either way the transaction is aborted and nothing of it is visible.
+ *
  * Durability: without no_sync, mdb_txn_commit() writes and fdatasync()s before it returns, so a
  * commit that returned is on disk. With no_sync (MDB_NOSYNC) it is not.
  */
@@ -19,10 +23,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "internal.h"
 
 #define MAIN_DBI	    1 /* LMDB's unnamed database, where named ones are listed */
+#define CS_LOW_SPACE	    ((uint64_t)16 << 20) /* below this, a failed write means a full disk */
 #define CS_DEFAULT_MAP_SIZE ((size_t)64 << 20)
 
 int cs_lmdb_error(cs_error *err, int rc, const char *what)
@@ -31,7 +37,7 @@ int cs_lmdb_error(cs_error *err, int rc, const char *what)
 	switch (rc) {
 	case MDB_SUCCESS: return CS_OK;
 	case MDB_NOTFOUND: code = CS_ENOTFOUND; break;
-	case MDB_MAP_FULL:
+	case MDB_MAP_FULL: code = CS_EMAPFULL; break;
 	case ENOSPC:
 	case EDQUOT: code = CS_EFULL; break;
 	case MDB_TXN_FULL:
@@ -108,6 +114,10 @@ int cs_env_open(cs_env *e, const cs_store_options *o, cs_error *err)
 {
 	memset(e, 0, sizeof(*e));
 	e->read_only = o->read_only;
+	if (strlen(o->path) >= sizeof(e->path))
+		return cs_error_set(err, CS_EINVAL, "store path is longer than %zu bytes",
+				    sizeof(e->path) - 1);
+	strcpy(e->path, o->path);
 	e->map_size = o->map_size ? o->map_size : CS_DEFAULT_MAP_SIZE;
 	e->max_map_size = o->max_map_size;
 	if (e->max_map_size && e->map_size > e->max_map_size)
@@ -201,11 +211,37 @@ void cs_txn_abort(cs_env *e, MDB_txn *txn)
 	pthread_rwlock_unlock(&e->txn_lock);
 }
 
+/* Whether the filesystem under the store has less than CS_LOW_SPACE bytes left for us. */
+static bool low_on_space(const cs_env *e)
+{
+	struct statvfs fs;
+	return statvfs(e->path, &fs) == 0 && (uint64_t)fs.f_bavail * fs.f_frsize < CS_LOW_SPACE;
+}
+
 int cs_txn_commit(cs_env *e, MDB_txn *txn, cs_error *err)
 {
 	int rc = mdb_txn_commit(txn);
 	pthread_rwlock_unlock(&e->txn_lock);
+	/* LMDB reports a short write as EIO ("filesystem full?" in its source): when the disk is
+	 * indeed nearly full, that is CS_EFULL, which callers can act on. */
+	if (rc == EIO && low_on_space(e))
+		rc = ENOSPC;
 	return rc ? cs_lmdb_error(err, rc, "commit") : CS_OK;
+}
+
+/* The largest map the disk could fill: the data file's size plus the space left for us. A map
+ * beyond it buys nothing (its pages could never be written), and a grossly oversized one can
+ * fail to map at all, which would leave LMDB without its map. */
+static size_t disk_limit(const cs_env *e)
+{
+	char file[sizeof(e->path) + 16];
+	struct stat st;
+	struct statvfs fs;
+	snprintf(file, sizeof(file), "%s/data.mdb", e->path);
+	if (stat(file, &st) != 0 || statvfs(e->path, &fs) != 0)
+		return SIZE_MAX;
+	uint64_t limit = (uint64_t)st.st_size + (uint64_t)fs.f_bavail * fs.f_frsize;
+	return limit > SIZE_MAX ? SIZE_MAX : (size_t)limit;
 }
 
 int cs_env_grow(cs_env *e, size_t at_least, cs_error *err)
@@ -216,8 +252,15 @@ int cs_env_grow(cs_env *e, size_t at_least, cs_error *err)
 		want = e->map_size + at_least;
 	if (e->max_map_size && want > e->max_map_size)
 		want = e->max_map_size;
+	size_t disk = disk_limit(e);
+	if (want > disk)
+		want = disk;
 	int rc = CS_OK;
-	if (want <= e->map_size) {
+	if (want <= e->map_size && want == disk) {
+		rc =
+		    cs_error_set(err, CS_EFULL,
+				 "no space left on the disk for a map over %zu bytes", e->map_size);
+	} else if (want <= e->map_size) {
 		rc = cs_error_set(err, CS_EFULL, "map is at its %zu-byte cap", e->map_size);
 	} else {
 		int mrc = mdb_env_set_mapsize(e->env, want);

@@ -107,10 +107,15 @@ typedef struct cs_env {
 	size_t max_map_size;
 	_Atomic uint64_t grows;
 	bool read_only;
+	char path[4096]; /* the store's folder, for free-space checks */
 } cs_env;
 
 int cs_env_open(cs_env *e, const cs_store_options *opts, cs_error *err);
 void cs_env_close(cs_env *e);
+/* Internal only, never returned by a public function: the map is full (MDB_MAP_FULL), which the
+ * writer answers by growing it. A disk that is full is CS_EFULL, and growing would not help. */
+#define CS_EMAPFULL (-100)
+
 /* Map an LMDB (or errno) code to ours, with "@what: <lmdb text>" as the message. */
 int cs_lmdb_error(cs_error *err, int rc, const char *what);
 int cs_txn_begin(MDB_txn **out, cs_env *e, bool write, cs_error *err);

@@ -91,6 +91,8 @@ int cs_store_open(cs_store **out, const cs_store_options *opts, cs_error *err)
 		return rc;
 	}
 	rc = check_format(&s->env, err);
+	if (rc == CS_EMAPFULL) /* a map too small for even the format record */
+		rc = err ? (err->code = CS_EFULL) : CS_EFULL;
 	if (!rc && !opts->read_only)
 		rc = cs_committer_start(&s->committer, s,
 					opts->max_batch_events ? opts->max_batch_events
