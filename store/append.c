@@ -300,25 +300,37 @@ static int persist_event(cs_batch_ctx *ctx, cs_request *req, cs_prepared *p, cs_
 	return put(ctx, e->idem, &k, &v, 0, err);
 }
 
-static int persist(cs_batch_ctx *ctx, cs_request *req, const Convstore__V1__Head *head,
-		   const cs_key *stream, cs_error *err)
+/* Step 3: the events, then the head record (already packed by the caller). */
+static int persist(cs_batch_ctx *ctx, cs_request *req, MDB_val *head_rec, const cs_key *stream,
+		   cs_error *err)
 {
 	for (size_t i = 0; i < req->n; i++) {
 		int rc = persist_event(ctx, req, &req->events[i], err);
 		if (rc)
 			return rc;
 	}
+	cs_key hk;
+	cs_key_head(&hk, stream);
+	return put(ctx, ctx->store->env.streams, &hk, head_rec, 0, err);
+}
+
+/* Pack the folded head; one that would outgrow CS_HEAD_MAX fails the request (not the batch). */
+static int pack_head(MDB_val *out, cs_request *req, const Convstore__V1__Head *head, cs_error *err)
+{
 	unsigned char *rec;
 	size_t len;
 	int rc = cs_record_pack(&rec, &len, &head->base, err);
 	if (rc)
 		return rc;
-	MDB_val v = {len, rec};
-	cs_key hk;
-	cs_key_head(&hk, stream);
-	rc = put(ctx, ctx->store->env.streams, &hk, &v, 0, err);
-	free(rec);
-	return rc;
+	if (len > CS_HEAD_MAX) {
+		free(rec);
+		req->rc = cs_error_set(&req->err, CS_ETOOBIG,
+				       "the conversation's head would grow to %zu bytes, over %u",
+				       len, CS_HEAD_MAX);
+		return CS_OK;
+	}
+	*out = (MDB_val){len, rec};
+	return CS_OK;
 }
 
 int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
@@ -356,10 +368,14 @@ int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 		cs_head_free(head);
 		return CS_OK;
 	}
+	MDB_val head_rec = {0, NULL};
 	rc = decide(ctx, req, head, err);
 	if (!rc && req->rc == CS_OK)
-		rc = persist(ctx, req, head, &stream, err);
+		rc = pack_head(&head_rec, req, head, err);
 	cs_head_free(head);
+	if (!rc && req->rc == CS_OK)
+		rc = persist(ctx, req, &head_rec, &stream, err);
+	free(head_rec.mv_data);
 	if (rc || req->rc)
 		return rc;
 

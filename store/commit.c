@@ -14,8 +14,8 @@
  * half-sized groups alternate (measured: 16 appenders gave 8 events per commit). So after a
  * commit the writer expects back the callers it just woke plus those already queued, and
  * before taking the next batch waits until that many are queued, at most half the last
- * commit's duration (and never over CS_LINGER_MAX_NS). A lone caller never waits: it is the
- * only one expected.
+ * commit's duration (and never over CS_LINGER_MAX_NS), and not at all once the queue holds a
+ * full batch. A lone caller never waits: it is the only one expected.
  *
  * Failure isolation:
  *  - A request that fails its checks or conflicts (cs_request_apply sets req->rc) wrote nothing
@@ -49,12 +49,13 @@ static uint64_t mono_ns(void)
 /* Wait (lock held) for the last batch's callers to come back; see "Lingering" above. */
 static void linger(cs_committer *c)
 {
-	if (c->queued >= c->linger_target || c->closing)
+	if (c->queued >= c->linger_target || c->queued_events >= c->max_batch_events || c->closing)
 		return;
 	uint64_t wait = c->last_commit_ns / 2;
 	uint64_t until = mono_ns() + (wait < CS_LINGER_MAX_NS ? wait : CS_LINGER_MAX_NS);
 	struct timespec ts = {(time_t)(until / 1000000000u), (long)(until % 1000000000u)};
-	while (c->queued < c->linger_target && !c->closing)
+	while (c->queued < c->linger_target && c->queued_events < c->max_batch_events &&
+	       !c->closing)
 		if (pthread_cond_timedwait(&c->work, &c->lock, &ts) == ETIMEDOUT)
 			break;
 }
@@ -177,6 +178,7 @@ static void *writer_main(void *arg)
 			c->tail = NULL;
 		last->next = NULL;
 		c->queued -= count;
+		c->queued_events -= events;
 		pthread_mutex_unlock(&c->lock);
 
 		uint64_t t0 = mono_ns();
@@ -248,9 +250,11 @@ int cs_committer_submit(cs_committer *c, cs_request *req)
 		c->head = req;
 	c->tail = req;
 	c->queued++;
+	c->queued_events += req->n;
 	/* Wake the writer only when it can act: the queue was empty, or it lingers and now has
 	 * the callers it waits for. Every other wake-up would be a context switch for nothing. */
-	if (c->queued == 1 || c->queued == c->linger_target)
+	if (c->queued == 1 || c->queued == c->linger_target ||
+	    c->queued_events >= c->max_batch_events)
 		pthread_cond_signal(&c->work);
 	pthread_mutex_unlock(&c->lock);
 	while (sem_wait(&req->done) != 0)

@@ -20,10 +20,12 @@
  * commit that returned is on disk. With no_sync (MDB_NOSYNC) it is not.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -70,6 +72,22 @@ static int mkdir_p(const char *path)
 		buf[i] = c;
 	}
 	return 0;
+}
+
+/* Make the store's folder and its files' names durable (LMDB syncs the files' contents, not the
+ * directory entries): fsync the folder and the folder it sits in. Best effort. */
+static void sync_dirs(const char *path)
+{
+	char parent[4096];
+	snprintf(parent, sizeof(parent), "%s/..", path);
+	const char *dirs[] = {path, parent};
+	for (size_t i = 0; i < 2; i++) {
+		int fd = open(dirs[i], O_RDONLY | O_DIRECTORY);
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+	}
 }
 
 static int open_dbis(cs_env *e, cs_error *err)
@@ -150,13 +168,15 @@ int cs_env_open(cs_env *e, const cs_store_options *o, cs_error *err)
 	MDB_envinfo info;
 	mdb_env_info(e->env, &info);
 	e->map_size = info.me_mapsize;
+	if (!e->read_only)
+		sync_dirs(o->path);
 	if (open_dbis(e, err) != CS_OK) {
 		cs_env_close(e);
 		return err ? err->code : CS_EIO;
 	}
 	return CS_OK;
 fail:
-	cs_lmdb_error(err, rc, o->path);
+	cs_lmdb_error(err, rc, "open");
 	cs_env_close(e);
 	return err ? err->code : CS_EIO;
 }
@@ -170,13 +190,26 @@ void cs_env_close(cs_env *e)
 }
 
 /* Adopt a map size another process set (MDB_MAP_RESIZED). Needs no txn open: exclusive lock. */
+/* Resize the map (txn_lock held exclusively). When LMDB cannot map the new size it has already
+ * dropped the old map, so map the old size again; if even that fails, the store is dead rather
+ * than one access away from a crash. */
+static int resize_locked(cs_env *e, size_t size)
+{
+	int rc = mdb_env_set_mapsize(e->env, size);
+	if (rc && mdb_env_set_mapsize(e->env, e->map_size) != 0)
+		e->dead = true;
+	if (!rc) {
+		MDB_envinfo info;
+		mdb_env_info(e->env, &info);
+		e->map_size = info.me_mapsize;
+	}
+	return rc;
+}
+
 static void adopt_map_size(cs_env *e)
 {
 	pthread_rwlock_wrlock(&e->txn_lock);
-	mdb_env_set_mapsize(e->env, 0);
-	MDB_envinfo info;
-	mdb_env_info(e->env, &info);
-	e->map_size = info.me_mapsize;
+	resize_locked(e, 0);
 	pthread_rwlock_unlock(&e->txn_lock);
 }
 
@@ -186,6 +219,12 @@ int cs_txn_begin(MDB_txn **out, cs_env *e, bool write, cs_error *err)
 	int rc = 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		pthread_rwlock_rdlock(&e->txn_lock);
+		if (e->dead) {
+			pthread_rwlock_unlock(&e->txn_lock);
+			return cs_error_set(err, CS_EIO,
+					    "the store lost its map in a failed resize; "
+					    "reopen it");
+		}
 		rc = mdb_txn_begin(e->env, NULL, write ? 0 : MDB_RDONLY, out);
 		if (rc == MDB_SUCCESS)
 			return CS_OK;
@@ -263,13 +302,11 @@ int cs_env_grow(cs_env *e, size_t at_least, cs_error *err)
 	} else if (want <= e->map_size) {
 		rc = cs_error_set(err, CS_EFULL, "map is at its %zu-byte cap", e->map_size);
 	} else {
-		int mrc = mdb_env_set_mapsize(e->env, want);
-		if (mrc) {
+		int mrc = resize_locked(e, want);
+		if (mrc)
 			rc = cs_lmdb_error(err, mrc, "grow map");
-		} else {
-			e->map_size = want;
+		else
 			e->grows++;
-		}
 	}
 	pthread_rwlock_unlock(&e->txn_lock);
 	return rc;

@@ -108,6 +108,9 @@ typedef struct cs_env {
 	_Atomic uint64_t grows;
 	bool read_only;
 	char path[4096]; /* the store's folder, for free-space checks */
+	/* Set (under txn_lock held exclusively) when LMDB lost its map: a resize could not map the
+	 * new size nor the old one again. Every later transaction fails with CS_EIO. */
+	_Atomic bool dead;
 } cs_env;
 
 int cs_env_open(cs_env *e, const cs_store_options *opts, cs_error *err);
@@ -124,6 +127,10 @@ int cs_txn_commit(cs_env *e, MDB_txn *txn, cs_error *err);
 /* Grow the map (no transaction of this process may be open: takes txn_lock exclusively).
  * CS_EFULL when already at max_map_size. */
 int cs_env_grow(cs_env *e, size_t at_least, cs_error *err);
+
+/* The largest head record an append may leave behind (what keeps it small is the caps on
+ * pending calls and metadata; this is the backstop, e.g. for long titles). */
+#define CS_HEAD_MAX (1u << 20)
 
 /* ---- reduce.c ---------------------------------------------------------------------------- */
 
@@ -201,6 +208,7 @@ typedef struct cs_committer {
 	pthread_cond_t work; /* the writer waits here for requests (CLOCK_MONOTONIC) */
 	cs_request *head, *tail;
 	size_t queued;		 /* requests in the queue */
+	size_t queued_events;	 /* and their events */
 	size_t linger_target;	 /* requests the writer expects back (see commit.c) */
 	uint64_t last_commit_ns; /* how long the last commit took */
 	size_t max_batch_events;

@@ -186,8 +186,10 @@ int cs_store_read_feed(cs_event_page *out, cs_store *s, const char *tenant, uint
 	cs_key k;
 	cs_key_position(&k, after_position + 1);
 	MDB_val key = {k.len, k.b}, val;
-	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); mrc == 0 && out->n < limit;
-	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+	size_t scanned = 0;
+	for (mrc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	     mrc == 0 && out->n < limit && scanned < CS_FEED_SCAN_MAX;
+	     mrc = mdb_cursor_get(cur, &key, &val, MDB_NEXT), scanned++) {
 		uint64_t pos = key.mv_size == 8 ? cs_get_be64(key.mv_data) : 0;
 		char what[40];
 		snprintf(what, sizeof(what), "position %llu", (unsigned long long)pos);
@@ -198,6 +200,8 @@ int cs_store_read_feed(cs_event_page *out, cs_store *s, const char *tenant, uint
 			break;
 		if (tenant && strcmp(ev->tenant, tenant) != 0) {
 			protobuf_c_message_free_unpacked(&ev->base, NULL);
+			if (scanned + 1 == CS_FEED_SCAN_MAX)
+				out->next = pos; /* the scan stops here: resume after it */
 			continue;
 		}
 		if ((rc = page_push(out, ev, limit, err)))

@@ -5,9 +5,10 @@
  * The head (convstore.v1.Head, proto/convstore/v1/store.proto) is the small inline projection
  * of a conversation that every append reads and rewrites in the same transaction: version, last
  * position, status, title, metadata, timestamps, parent, the tool calls still waiting for a
- * result, usage totals and counts. It holds nothing that grows with the conversation's length
- * except the open tool calls and the metadata (both capped), so rewriting it per append stays
- * cheap at any length.
+ * result (id, name and the version that asked, not the arguments), usage totals and counts. It
+ * holds nothing that grows with the conversation's length except the open tool calls (at most
+ * CS_MAX_PENDING_CALLS, checked here) and the metadata (capped by validation), so rewriting it
+ * per append stays cheap at any length.
  *
  * The head is a protobuf-c struct in the unpacker's layout: every string, array and
  * sub-message is malloc'd, and empty strings are protobuf_c_empty_string, so that
@@ -68,8 +69,7 @@ static int pending_find(const Head *h, const char *id)
 	return -1;
 }
 
-static int pending_add(Head *h, const char *id, const char *name, const char *args,
-		       uint64_t version)
+static int pending_add(Head *h, const char *id, const char *name, uint64_t version)
 {
 	Pending *p = malloc(sizeof(*p));
 	if (!p)
@@ -82,7 +82,7 @@ static int pending_add(Head *h, const char *id, const char *name, const char *ar
 		return CS_ENOMEM;
 	}
 	*slot = p;
-	if (str_set(&p->id, id) || str_set(&p->name, name) || str_set(&p->arguments, args))
+	if (str_set(&p->id, id) || str_set(&p->name, name))
 		return CS_ENOMEM; /* p is in the head: freeing the head frees it */
 	return CS_OK;
 }
@@ -178,10 +178,14 @@ void cs_head_free(Head *head)
 
 /* A new call id must not name a call that is still waiting for its result (ids may be reused
  * once answered: tau-bench does). */
-static int check_new_call(const Head *h, const char *id, cs_error *err)
+static int check_new_calls(const Head *h, size_t n, const char *id, cs_error *err)
 {
 	if (pending_find(h, id) >= 0)
 		return cs_error_set(err, CS_EINVAL, "tool call id \"%s\" is already pending", id);
+	if (h->n_pending_tool_calls + n > CS_MAX_PENDING_CALLS)
+		return cs_error_set(err, CS_EINVAL,
+				    "more than %d tool calls would be waiting for results",
+				    CS_MAX_PENDING_CALLS);
 	return CS_OK;
 }
 
@@ -191,14 +195,14 @@ int cs_head_check(const Head *h, const Event *ev, cs_error *err)
 	case CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE: {
 		const Convstore__V1__ModelResponse *mr = ev->model_response;
 		for (size_t i = 0; i < mr->n_tool_calls; i++) {
-			int rc = check_new_call(h, mr->tool_calls[i]->id, err);
+			int rc = check_new_calls(h, mr->n_tool_calls, mr->tool_calls[i]->id, err);
 			if (rc)
 				return rc;
 		}
 		return CS_OK;
 	}
 	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL:
-		return check_new_call(h, ev->tool_call->id, err);
+		return check_new_calls(h, 1, ev->tool_call->id, err);
 	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT:
 		if (pending_find(h, ev->tool_result->call_id) < 0)
 			return cs_error_set(
@@ -217,7 +221,7 @@ static int apply_model_response(Head *h, const Event *ev)
 	const Convstore__V1__ModelResponse *mr = ev->model_response;
 	for (size_t i = 0; i < mr->n_tool_calls; i++) {
 		const Convstore__V1__ToolCallRequest *tc = mr->tool_calls[i];
-		if (pending_add(h, tc->id, tc->name, tc->arguments, ev->version))
+		if (pending_add(h, tc->id, tc->name, ev->version))
 			return CS_ENOMEM;
 	}
 	ENSURE_SUB(h->usage, Convstore__V1__UsageTotals, convstore__v1__usage_totals__init);
@@ -292,9 +296,7 @@ int cs_head_apply(Head *h, const Event *ev, cs_error *err)
 	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL:
 		h->counts->messages++;
 		h->counts->tool_calls++;
-		rc = rc ? rc
-			: pending_add(h, ev->tool_call->id, ev->tool_call->name,
-				      ev->tool_call->arguments, ev->version);
+		rc = rc ? rc : pending_add(h, ev->tool_call->id, ev->tool_call->name, ev->version);
 		break;
 	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT:
 		h->counts->messages++;

@@ -14,7 +14,9 @@
 #include "internal.h"
 
 #define CS_DEFAULT_MAX_BATCH_EVENTS 65536u
-#define CS_READ_CAP_SLACK	    (1u << 20) /* bodies may exceed max_event_bytes by the envelope */
+/* Reads inflate at most this much: a property of the format, not of today's options, so that a
+ * store reopened with a lower max_event_bytes still reads what it stored before. */
+#define CS_READ_CAP (CS_MAX_EVENT_BYTES_LIMIT + (1u << 20))
 
 int cs_meta_get_u64(MDB_txn *txn, cs_env *e, const char *name, uint64_t *out, cs_error *err)
 {
@@ -84,7 +86,12 @@ int cs_store_open(cs_store **out, const cs_store_options *opts, cs_error *err)
 	    opts->max_event_bytes ? opts->max_event_bytes : CS_DEFAULT_MAX_EVENT_BYTES;
 	s->limits.max_request_events =
 	    opts->max_request_events ? opts->max_request_events : CS_DEFAULT_MAX_REQUEST_EVENTS;
-	s->max_raw = s->limits.max_event_bytes + CS_READ_CAP_SLACK;
+	s->max_raw = CS_READ_CAP;
+	if (s->limits.max_event_bytes > CS_MAX_EVENT_BYTES_LIMIT) {
+		free(s);
+		return cs_error_set(err, CS_EINVAL, "max_event_bytes %zu is over the %u limit",
+				    opts->max_event_bytes, CS_MAX_EVENT_BYTES_LIMIT);
+	}
 	int rc = cs_env_open(&s->env, opts, err);
 	if (rc) {
 		free(s);

@@ -42,7 +42,7 @@ static bool empty(const char *s)
 
 static bool is_hex(const char *s, size_t len)
 {
-	if (strlen(s) != len)
+	if (!s || strlen(s) != len)
 		return false;
 	for (size_t i = 0; i < len; i++)
 		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
@@ -112,6 +112,9 @@ static int check_message(const Convstore__V1__Message *m, cs_error *err)
 
 static int check_model_response(const Convstore__V1__ModelResponse *mr, cs_error *err)
 {
+	if (mr->n_tool_calls > CS_MAX_TOOL_CALLS)
+		return cs_error_set(err, CS_EINVAL, "model_response has %zu tool calls, at most %d",
+				    mr->n_tool_calls, CS_MAX_TOOL_CALLS);
 	for (size_t i = 0; i < mr->n_tool_calls; i++) {
 		const Convstore__V1__ToolCallRequest *tc = mr->tool_calls[i];
 		int rc = check_required(tc->id, "model_response.tool_calls[].id", err);

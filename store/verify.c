@@ -1,12 +1,14 @@
 /*
  * verify.c - whole-store checks, for `convctl verify` and the crash tests.
  *
- * Two passes in one read transaction (a consistent snapshot while appends go on):
+ * Four passes in one read transaction (a consistent snapshot while appends go on):
  *   1. the log: every record's framing, CRC and decode; its position field matches its key;
  *      the stream index maps its (tenant, conversation, version) back to this position.
- *   2. the streams: each stream's index entries with gapless versions from 1, each pointing to
+ *   2. meta: last_position is not behind the log (or the next append would collide).
+ *   3. the streams: each stream's index entries with gapless versions from 1, each pointing to
  *      an existing event, then its head (keys.c), whose version and last position equal the
- *      stream's last indexed event.
+ *      stream's last indexed event; no index entries without a head.
+ *   4. the id index: every entry names a version whose event carries that id.
  * Every problem is counted; the first is described in err with its position. Nothing is
  * repaired here.
  */
@@ -24,7 +26,10 @@ typedef struct verify_ctx {
 	/* The index walk: entries come in key order, each stream's versions together ascending. */
 	unsigned char prefix[CS_STREAM_KEY_MAX];
 	size_t prefix_len;
-	uint64_t version;
+	uint64_t version;  /* the last version seen in the current stream */
+	uint64_t last_pos; /* and its position */
+	bool saw_head;
+	uint64_t max_pos; /* the highest position in the log */
 } verify_ctx;
 
 __attribute__((format(printf, 3, 4))) static void problem(verify_ctx *v, uint64_t position,
@@ -46,6 +51,8 @@ __attribute__((format(printf, 3, 4))) static void problem(verify_ctx *v, uint64_
 static void check_log_entry(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 {
 	uint64_t pos = key->mv_size == 8 ? cs_get_be64(key->mv_data) : 0;
+	if (pos > v->max_pos)
+		v->max_pos = pos;
 	char what[40];
 	snprintf(what, sizeof(what), "position %llu", (unsigned long long)pos);
 	Convstore__V1__Event *ev;
@@ -90,6 +97,14 @@ static int walk(verify_ctx *v, MDB_dbi dbi,
 
 static void check_head(verify_ctx *v, const MDB_val *key, const MDB_val *val);
 
+/* A stream whose index entries are not followed by its head. */
+static void check_stream_end(verify_ctx *v)
+{
+	if (v->prefix_len && v->version && !v->saw_head)
+		problem(v, v->last_pos, "position %llu: a conversation's events have no head",
+			(unsigned long long)v->last_pos);
+}
+
 /* Stream entries come in key order: a stream's versions ascending, then its head. */
 static void check_stream_entry(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 {
@@ -101,9 +116,12 @@ static void check_stream_entry(verify_ctx *v, const MDB_val *key, const MDB_val 
 	uint64_t version = cs_get_be64((unsigned char *)key->mv_data + plen);
 	bool same = plen == v->prefix_len && memcmp(v->prefix, key->mv_data, plen) == 0;
 	if (!same) {
+		check_stream_end(v);
 		memcpy(v->prefix, key->mv_data, plen);
 		v->prefix_len = plen;
 		v->version = 0;
+		v->last_pos = 0;
+		v->saw_head = false;
 	}
 	if (version == CS_HEAD_VERSION) {
 		check_head(v, key, val);
@@ -115,6 +133,7 @@ static void check_stream_entry(verify_ctx *v, const MDB_val *key, const MDB_val 
 			(unsigned long long)pos, (unsigned long long)version,
 			(unsigned long long)v->version);
 	v->version = version;
+	v->last_pos = pos;
 	cs_key k;
 	cs_key_position(&k, pos);
 	MDB_val ek = {k.len, k.b}, ev;
@@ -123,44 +142,73 @@ static void check_stream_entry(verify_ctx *v, const MDB_val *key, const MDB_val 
 			(unsigned long long)pos);
 }
 
-/* The head must name its own stream, and its version must be the stream's last one (entries
- * past it cannot exist: the head's key sorts last in its stream). */
+/* The head must name its own stream, and say the version and position of the stream's last
+ * index entry, which the walk has just passed (the head's key sorts last in its stream). */
 static void check_head(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 {
+	v->saw_head = true;
 	Convstore__V1__Head *h;
 	cs_error e = CS_ERROR_INIT;
 	if (cs_record_unpack((ProtobufCMessage **)&h, &convstore__v1__head__descriptor,
 			     val->mv_data, val->mv_size, v->s->max_raw, "head", &e)) {
-		problem(v, 0, "%s", e.msg);
+		problem(v, v->last_pos, "%s", e.msg);
 		return;
 	}
-	cs_key stream, last;
 	bool ok = cs_id_valid(h->tenant) && cs_id_valid(h->id);
 	if (ok) {
+		cs_key stream;
 		cs_key_stream(&stream, h->tenant, h->id);
-		cs_key_version(&last, h->tenant, h->id, h->version);
 		ok = stream.len + 8 == key->mv_size &&
 		     memcmp(stream.b, key->mv_data, stream.len) == 0;
 	}
-	MDB_val lk = {last.len, last.b}, lv, nk, nv;
-	MDB_cursor *cur = NULL;
-	ok = ok && mdb_get(v->txn, v->s->env.streams, &lk, &lv) == 0 && lv.mv_size == 8 &&
-	     cs_get_be64(lv.mv_data) == h->last_position &&
-	     mdb_cursor_open(v->txn, v->s->env.streams, &cur) == 0;
-	if (ok) { /* nothing of this stream may be indexed after the head's version */
-		nk = lk;
-		if (mdb_cursor_get(cur, &nk, &nv, MDB_SET_KEY) == 0 &&
-		    mdb_cursor_get(cur, &nk, &nv, MDB_NEXT) == 0 &&
-		    cs_key_is_event_of(&nk, &stream))
-			ok = false;
-	}
-	mdb_cursor_close(cur);
-	if (!ok)
+	if (!ok || h->version != v->version || h->last_position != v->last_pos)
 		problem(v, h->last_position,
-			"head of \"%s\" says version %llu at position %llu; the index disagrees",
-			h->id, (unsigned long long)h->version,
-			(unsigned long long)h->last_position);
+			"head of \"%s\" says version %llu at position %llu; the index says %llu at "
+			"%llu",
+			h->id, (unsigned long long)h->version, (unsigned long long)h->last_position,
+			(unsigned long long)v->version, (unsigned long long)v->last_pos);
 	protobuf_c_message_free_unpacked(&h->base, NULL);
+}
+
+/* An id index entry: [tl][tenant][cl][conversation][event id] -> version. The event at that
+ * version must carry that id. */
+static void check_id_entry(verify_ctx *v, const MDB_val *key, const MDB_val *val)
+{
+	const unsigned char *b = key->mv_data;
+	size_t n = key->mv_size, tl = n ? b[0] : 0, cl = n > 1 + tl ? b[1 + tl] : 0;
+	if (n < 2 + tl + cl + 1 || val->mv_size != 8) {
+		problem(v, 0, "malformed id index entry");
+		return;
+	}
+	cs_key k;
+	memcpy(k.b, b, 2 + tl + cl);
+	cs_put_be64(k.b + 2 + tl + cl, cs_get_be64(val->mv_data));
+	k.len = 2 + tl + cl + 8;
+	MDB_val ik = {k.len, k.b}, iv;
+	Convstore__V1__Event *ev = NULL;
+	uint64_t pos = 0;
+	if (mdb_get(v->txn, v->s->env.streams, &ik, &iv) == 0 && iv.mv_size == 8)
+		pos = cs_get_be64(iv.mv_data);
+	const char *id = (const char *)b + 2 + tl + cl;
+	size_t id_len = n - 2 - tl - cl;
+	if (!pos || cs_event_load(&ev, v->s, v->txn, pos, NULL) != CS_OK ||
+	    strlen(ev->id) != id_len || memcmp(ev->id, id, id_len) != 0)
+		problem(v, pos, "id index entry \"%.*s\" does not match the event it names",
+			(int)(id_len > 64 ? 64 : id_len), id);
+	if (ev)
+		protobuf_c_message_free_unpacked(&ev->base, NULL);
+}
+
+/* The next position the writer gives must be past every event in the log. */
+static void check_meta(verify_ctx *v)
+{
+	uint64_t last = 0;
+	cs_error e = CS_ERROR_INIT;
+	if (cs_meta_get_u64(v->txn, &v->s->env, CS_META_LAST_POSITION, &last, &e) != CS_OK)
+		problem(v, 0, "%s", e.msg);
+	else if (last < v->max_pos)
+		problem(v, v->max_pos, "meta last_position %llu is behind the log's %llu",
+			(unsigned long long)last, (unsigned long long)v->max_pos);
 }
 
 int cs_store_verify(cs_verify_report *out, cs_store *s, cs_error *err)
@@ -172,7 +220,13 @@ int cs_store_verify(cs_verify_report *out, cs_store *s, cs_error *err)
 		return rc;
 	rc = walk(&v, s->env.events, check_log_entry);
 	if (!rc)
+		check_meta(&v);
+	if (!rc)
 		rc = walk(&v, s->env.streams, check_stream_entry);
+	if (!rc)
+		check_stream_end(&v);
+	if (!rc)
+		rc = walk(&v, s->env.idem, check_id_entry);
 	cs_txn_abort(&s->env, v.txn);
 	if (rc)
 		return rc;

@@ -1,7 +1,11 @@
 /*
  * convctl - the operations and debugging CLI, opening a store directly (LMDB lets it while a
- * server runs). This first cut has the commands the core needs: stats and verify. Inspect,
+ * server runs). This first cut has the commands the core needs: init, stats and verify. Inspect,
  * replay, export/import, rebuild and tail come with the convctl issue.
+ *
+ * Only init writes. Every other command opens the store read-only, so that a mistyped --data
+ * is an error rather than a new empty store, and so that it never competes with a running
+ * server's writer.
  *
  * Exit codes: 0 ok, 1 a failure or a problem found, 2 usage.
  */
@@ -14,13 +18,24 @@
 static const char usage[] =
     "usage: convctl [--data DIR] [--json] COMMAND\n"
     "\n"
-    "  --data DIR   the store's folder (default ./convstore-data; created if missing)\n"
+    "  --data DIR   the store's folder (default ./convstore-data)\n"
     "  --json       machine-readable output\n"
     "\n"
     "commands:\n"
+    "  init         create the store in DIR (nothing happens when it exists)\n"
     "  stats        events, conversations, last position, map size and use\n"
     "  verify       check every record's CRC, the indexes against the log and every head;\n"
     "               exits 1 when a problem is found\n";
+
+static int cmd_init(cs_store *s, bool json)
+{
+	(void)s;
+	if (json)
+		printf("{\"format\": %d}\n", CS_STORE_FORMAT_VERSION);
+	else
+		printf("store ready (format %d)\n", CS_STORE_FORMAT_VERSION);
+	return 0;
+}
 
 static int cmd_stats(cs_store *s, bool json)
 {
@@ -82,9 +97,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	const char *cmd = argv[optind];
-	int (*run)(cs_store *, bool) = strcmp(cmd, "stats") == 0    ? cmd_stats
-				       : strcmp(cmd, "verify") == 0 ? cmd_verify
-								    : NULL;
+	static const struct {
+		const char *name;
+		int (*run)(cs_store *, bool);
+		bool writes;
+	} cmds[] = {
+	    {"init", cmd_init, true}, {"stats", cmd_stats, false}, {"verify", cmd_verify, false}};
+	size_t n_cmds = sizeof(cmds) / sizeof(cmds[0]), i = 0;
+	while (i < n_cmds && strcmp(cmd, cmds[i].name) != 0)
+		i++;
+	int (*run)(cs_store *, bool) = i < n_cmds ? cmds[i].run : NULL;
 	if (!run) {
 		fprintf(stderr, "convctl: unknown command \"%s\"\n%s", cmd, usage);
 		return 2;
@@ -93,6 +115,7 @@ int main(int argc, char **argv)
 	cs_error err = CS_ERROR_INIT;
 	cs_store_options o = CS_STORE_OPTIONS_INIT;
 	o.path = data;
+	o.read_only = !cmds[i].writes;
 	if (cs_store_open(&s, &o, &err)) {
 		fprintf(stderr, "convctl: %s: %s\n", data, err.msg);
 		return 1;

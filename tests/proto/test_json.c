@@ -706,7 +706,6 @@ static Convstore__V1__PendingToolCall *full_pending(Convstore__V1__PendingToolCa
 	convstore__v1__pending_tool_call__init(p);
 	p->id = S(id);
 	p->name = S("get_user");
-	p->arguments = S("{}");
 	p->version = 3;
 	return p;
 }

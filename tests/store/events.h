@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "convstore/store.h"
 #include "convstore/v1/event.pb-c.h"
 
 typedef struct ev_arena {
@@ -116,13 +117,18 @@ static inline char *ev_prose(ev_arena *a, size_t len)
 	return s;
 }
 
+/* Set an optional string field: NULL leaves it at its protobuf default. */
+static inline void ev_str(char **field, const char *s)
+{
+	if (s)
+		*field = (char *)s;
+}
+
 static inline Convstore__V1__Event *ev_new(ev_arena *a, const char *id)
 {
 	Convstore__V1__Event *ev = ev_alloc(a, sizeof *ev);
-	Convstore__V1__Event init = CONVSTORE__V1__EVENT__INIT;
-	*ev = init;
-	if (id)
-		ev->id = (char *)id;
+	convstore__v1__event__init(ev);
+	ev_str(&ev->id, id);
 	return ev;
 }
 
@@ -137,12 +143,9 @@ static inline Convstore__V1__Event *ev_message(ev_arena *a, const char *id, cons
 {
 	Convstore__V1__Event *ev = ev_new(a, id);
 	Convstore__V1__Message *m = ev_alloc(a, sizeof *m);
-	Convstore__V1__Message init = CONVSTORE__V1__MESSAGE__INIT;
-	*m = init;
-	if (role)
-		m->role = (char *)role;
-	if (content)
-		m->content = (char *)content;
+	convstore__v1__message__init(m);
+	ev_str(&m->role, role);
+	ev_str(&m->content, content);
 	ev->payload_case = CONVSTORE__V1__EVENT__PAYLOAD_MESSAGE;
 	ev->message = m;
 	return ev;
@@ -154,10 +157,8 @@ static inline Convstore__V1__Event *ev_model_response(ev_arena *a, const char *i
 {
 	Convstore__V1__Event *ev = ev_new(a, id);
 	Convstore__V1__ModelResponse *r = ev_alloc(a, sizeof *r);
-	Convstore__V1__ModelResponse init = CONVSTORE__V1__MODEL_RESPONSE__INIT;
-	*r = init;
-	if (model)
-		r->model = (char *)model;
+	convstore__v1__model_response__init(r);
+	ev_str(&r->model, model);
 	if (content) {
 		r->content_opt_case = CONVSTORE__V1__MODEL_RESPONSE__CONTENT_OPT_CONTENT;
 		r->content = (char *)content;
@@ -167,8 +168,8 @@ static inline Convstore__V1__Event *ev_model_response(ev_arena *a, const char *i
 	return ev;
 }
 
-/* Add a requested tool call to a model_response event. At most 16 per response. */
-#define EV_MAX_TOOL_CALLS 16
+/* Add a requested tool call to a model_response event (more than the store accepts fit). */
+#define EV_MAX_TOOL_CALLS (2 * CS_MAX_TOOL_CALLS)
 static inline void ev_add_tool_call(ev_arena *a, Convstore__V1__Event *ev, const char *call_id,
 				    const char *name, const char *arguments)
 {
@@ -180,14 +181,10 @@ static inline void ev_add_tool_call(ev_arena *a, Convstore__V1__Event *ev, const
 		exit(1);
 	}
 	Convstore__V1__ToolCallRequest *c = ev_alloc(a, sizeof *c);
-	Convstore__V1__ToolCallRequest init = CONVSTORE__V1__TOOL_CALL_REQUEST__INIT;
-	*c = init;
-	if (call_id)
-		c->id = (char *)call_id;
-	if (name)
-		c->name = (char *)name;
-	if (arguments)
-		c->arguments = (char *)arguments;
+	convstore__v1__tool_call_request__init(c);
+	ev_str(&c->id, call_id);
+	ev_str(&c->name, name);
+	ev_str(&c->arguments, arguments);
 	r->tool_calls[r->n_tool_calls++] = c;
 }
 
@@ -196,8 +193,7 @@ static inline void ev_set_usage(ev_arena *a, Convstore__V1__Event *ev, uint64_t 
 				double cost_usd)
 {
 	Convstore__V1__Usage *u = ev_alloc(a, sizeof *u);
-	Convstore__V1__Usage init = CONVSTORE__V1__USAGE__INIT;
-	*u = init;
+	convstore__v1__usage__init(u);
 	u->input_tokens = input;
 	u->output_tokens = output;
 	u->cached_tokens = cached;
@@ -212,14 +208,10 @@ static inline Convstore__V1__Event *ev_tool_call(ev_arena *a, const char *id, co
 {
 	Convstore__V1__Event *ev = ev_new(a, id);
 	Convstore__V1__ToolCall *c = ev_alloc(a, sizeof *c);
-	Convstore__V1__ToolCall init = CONVSTORE__V1__TOOL_CALL__INIT;
-	*c = init;
-	if (call_id)
-		c->id = (char *)call_id;
-	if (name)
-		c->name = (char *)name;
-	if (arguments)
-		c->arguments = (char *)arguments;
+	convstore__v1__tool_call__init(c);
+	ev_str(&c->id, call_id);
+	ev_str(&c->name, name);
+	ev_str(&c->arguments, arguments);
 	ev->payload_case = CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL;
 	ev->tool_call = c;
 	return ev;
@@ -230,14 +222,10 @@ static inline Convstore__V1__Event *ev_tool_result(ev_arena *a, const char *id, 
 {
 	Convstore__V1__Event *ev = ev_new(a, id);
 	Convstore__V1__ToolResult *t = ev_alloc(a, sizeof *t);
-	Convstore__V1__ToolResult init = CONVSTORE__V1__TOOL_RESULT__INIT;
-	*t = init;
-	if (call_id)
-		t->call_id = (char *)call_id;
-	if (name)
-		t->name = (char *)name;
-	if (output)
-		t->output = (char *)output;
+	convstore__v1__tool_result__init(t);
+	ev_str(&t->call_id, call_id);
+	ev_str(&t->name, name);
+	ev_str(&t->output, output);
 	ev->payload_case = CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT;
 	ev->tool_result = t;
 	return ev;
@@ -247,8 +235,7 @@ static inline Convstore__V1__Event *ev_turn_started(ev_arena *a, const char *id,
 {
 	Convstore__V1__Event *ev = ev_new(a, id);
 	Convstore__V1__TurnStarted *t = ev_alloc(a, sizeof *t);
-	Convstore__V1__TurnStarted init = CONVSTORE__V1__TURN_STARTED__INIT;
-	*t = init;
+	convstore__v1__turn_started__init(t);
 	t->turn_id = (char *)turn;
 	ev->payload_case = CONVSTORE__V1__EVENT__PAYLOAD_TURN_STARTED;
 	ev->turn_started = t;
@@ -259,8 +246,7 @@ static inline Convstore__V1__Event *ev_turn_ended(ev_arena *a, const char *id, c
 {
 	Convstore__V1__Event *ev = ev_new(a, id);
 	Convstore__V1__TurnEnded *t = ev_alloc(a, sizeof *t);
-	Convstore__V1__TurnEnded init = CONVSTORE__V1__TURN_ENDED__INIT;
-	*t = init;
+	convstore__v1__turn_ended__init(t);
 	t->turn_id = (char *)turn;
 	ev->payload_case = CONVSTORE__V1__EVENT__PAYLOAD_TURN_ENDED;
 	ev->turn_ended = t;
@@ -273,8 +259,7 @@ static inline Convstore__V1__Event *ev_extension(ev_arena *a, const char *id, co
 {
 	Convstore__V1__Event *ev = ev_new(a, id);
 	Convstore__V1__Extension *x = ev_alloc(a, sizeof *x);
-	Convstore__V1__Extension init = CONVSTORE__V1__EXTENSION__INIT;
-	*x = init;
+	convstore__v1__extension__init(x);
 	x->type = (char *)type;
 	x->bytes.data = (uint8_t *)bytes;
 	x->bytes.len = len;
@@ -290,33 +275,25 @@ static inline Convstore__V1__Event *ev_server_only(ev_arena *a, const char *id,
 	Convstore__V1__Event *ev = ev_new(a, id);
 	ev->payload_case = which;
 	switch (which) {
-	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_CREATED: {
-		Convstore__V1__ConversationCreated init = CONVSTORE__V1__CONVERSATION_CREATED__INIT;
-		ev->conversation_created = ev_alloc(a, sizeof init);
-		*ev->conversation_created = init;
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_CREATED:
+		ev->conversation_created = ev_alloc(a, sizeof *ev->conversation_created);
+		convstore__v1__conversation_created__init(ev->conversation_created);
 		break;
-	}
-	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_FORKED: {
-		Convstore__V1__ConversationForked init = CONVSTORE__V1__CONVERSATION_FORKED__INIT;
-		ev->conversation_forked = ev_alloc(a, sizeof init);
-		*ev->conversation_forked = init;
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_FORKED:
+		ev->conversation_forked = ev_alloc(a, sizeof *ev->conversation_forked);
+		convstore__v1__conversation_forked__init(ev->conversation_forked);
 		ev->conversation_forked->parent_id = "p";
 		ev->conversation_forked->parent_version = 1;
 		break;
-	}
-	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_UPDATED: {
-		Convstore__V1__ConversationUpdated init = CONVSTORE__V1__CONVERSATION_UPDATED__INIT;
-		ev->conversation_updated = ev_alloc(a, sizeof init);
-		*ev->conversation_updated = init;
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_UPDATED:
+		ev->conversation_updated = ev_alloc(a, sizeof *ev->conversation_updated);
+		convstore__v1__conversation_updated__init(ev->conversation_updated);
 		ev->conversation_updated->status = "archived";
 		break;
-	}
-	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_DELETED: {
-		Convstore__V1__ConversationDeleted init = CONVSTORE__V1__CONVERSATION_DELETED__INIT;
-		ev->conversation_deleted = ev_alloc(a, sizeof init);
-		*ev->conversation_deleted = init;
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_DELETED:
+		ev->conversation_deleted = ev_alloc(a, sizeof *ev->conversation_deleted);
+		convstore__v1__conversation_deleted__init(ev->conversation_deleted);
 		break;
-	}
 	default:
 		fprintf(stderr, "ev_server_only: %d is not a server-only payload\n", (int)which);
 		exit(1);
@@ -336,8 +313,7 @@ static inline void ev_add_metadata(ev_arena *a, Convstore__V1__Event *ev, const 
 		exit(1);
 	}
 	Convstore__V1__Event__MetadataEntry *m = ev_alloc(a, sizeof *m);
-	Convstore__V1__Event__MetadataEntry init = CONVSTORE__V1__EVENT__METADATA_ENTRY__INIT;
-	*m = init;
+	convstore__v1__event__metadata_entry__init(m);
 	m->key = (char *)key;
 	m->value = (char *)value;
 	ev->metadata[ev->n_metadata++] = m;
@@ -346,8 +322,7 @@ static inline void ev_add_metadata(ev_arena *a, Convstore__V1__Event *ev, const 
 static inline Convstore__V1__Timestamp *ev_timestamp(ev_arena *a, int64_t seconds, int32_t nanos)
 {
 	Convstore__V1__Timestamp *t = ev_alloc(a, sizeof *t);
-	Convstore__V1__Timestamp init = CONVSTORE__V1__TIMESTAMP__INIT;
-	*t = init;
+	convstore__v1__timestamp__init(t);
 	t->seconds = seconds;
 	t->nanos = nanos;
 	return t;

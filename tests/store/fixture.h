@@ -1,8 +1,9 @@
 /*
  * tests/store/fixture.h - what every store test needs around the store itself: a fresh temp
  * folder (removed at the end), opening a store in it, and small read helpers that return values
- * to assert on. Nothing here asserts: failures come back as values (or a message on stderr and
- * exit 1 when the test cannot go on, e.g. no temp folder).
+ * to assert on, among them fx_walk_feed(), the one walk over the whole global feed. Nothing here
+ * asserts: failures come back as values (or a message on stderr and exit 1 when the test cannot
+ * go on, e.g. no temp folder).
  */
 #ifndef CONVSTORE_TESTS_STORE_FIXTURE_H
 #define CONVSTORE_TESTS_STORE_FIXTURE_H
@@ -120,6 +121,57 @@ static inline int fx_read_all(cs_event_page *out, cs_store *s, const char *tenan
 	}
 	out->next = 0;
 	return CS_OK;
+}
+
+/*
+ * What fx_walk_feed() saw: the events read, those whose position was not above the one before
+ * (the first is compared with 0), the pages whose next was not what read_feed promises (the
+ * position of their last event, or the position asked from when empty), and the position of
+ * the last event (0 when none).
+ */
+typedef struct fx_feed_walk {
+	size_t events;
+	size_t not_increasing;
+	size_t bad_next;
+	uint64_t last_position;
+} fx_feed_walk;
+
+/* Called by fx_walk_feed() on every event, in feed order, with the caller's @ctx. */
+typedef void (*fx_feed_visit)(const Convstore__V1__Event *e, void *ctx);
+
+/*
+ * Walk the whole global feed (every tenant) from position 0 in pages of @page_size, calling
+ * @visit (NULL: none) on each event and tallying into @out, until an empty page, or a page whose
+ * next does not move forward (counted in bad_next, so that a stuck cursor cannot loop forever).
+ * Returns CS_OK or the code of the failing read; @out then holds what was read before it.
+ */
+static inline int fx_walk_feed(fx_feed_walk *out, cs_store *s, size_t page_size,
+			       fx_feed_visit visit, void *ctx, cs_error *err)
+{
+	memset(out, 0, sizeof *out);
+	uint64_t after = 0;
+	for (;;) {
+		cs_event_page p = {0};
+		int rc = cs_store_read_feed(&p, s, NULL, after, page_size, err);
+		if (rc != CS_OK) {
+			cs_event_page_deinit(&p);
+			return rc;
+		}
+		for (size_t i = 0; i < p.n; i++) {
+			const Convstore__V1__Event *e = p.events[i];
+			out->not_increasing += e->position <= out->last_position;
+			out->last_position = e->position;
+			if (visit)
+				visit(e, ctx);
+		}
+		out->events += p.n;
+		out->bad_next += p.next != (p.n ? out->last_position : after);
+		bool more = p.n > 0 && p.next > after;
+		after = p.next;
+		cs_event_page_deinit(&p);
+		if (!more)
+			return CS_OK;
+	}
 }
 
 /* Count a conversation's events, -1 on error. */

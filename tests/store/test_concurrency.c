@@ -65,6 +65,19 @@ static void join_all(pthread_t *th, size_t n)
 		pthread_join(th[i], NULL);
 }
 
+/* Run @fn on each of the @n structs at @args (@arg_size bytes apart), a thread each. */
+static void run_all(size_t n, void *(*fn)(void *), void *args, size_t arg_size)
+{
+	pthread_t *th = calloc(n, sizeof *th);
+	if (!th) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	start_all(th, n, fn, args, arg_size);
+	join_all(th, n);
+	free(th);
+}
+
 /* ---- (a) many conversations ----------------------------------------------------------------- */
 
 #define A_THREADS 16
@@ -89,6 +102,29 @@ static void *a_worker(void *p)
 	return NULL;
 }
 
+/* Counts the feed events of (a) visited, and those not where their caller was told (or not of
+ * (a) at all). */
+typedef struct a_feed_check {
+	const a_arg *args;
+	size_t visited, mismatched;
+} a_feed_check;
+
+static void a_feed_event(const Convstore__V1__Event *e, void *ctx)
+{
+	a_feed_check *fc = ctx;
+	fc->visited++;
+	unsigned t;
+	if (sscanf(e->conversation_id, "conv-%u", &t) != 1 || t >= A_THREADS || e->version < 1 ||
+	    e->version > A_APPENDS) {
+		fc->mismatched++;
+		return;
+	}
+	const a_arg *a = &fc->args[t];
+	size_t k = (size_t)e->version - 1;
+	fc->mismatched +=
+	    a->res[k].first_position != e->position || strcmp(e->id, a->events[k]->id) != 0;
+}
+
 static void test_many_conversations(void)
 {
 	cs_store *s = open_sub("a", true);
@@ -103,9 +139,7 @@ static void test_many_conversations(void)
 			args[t].events[i] = ev_message(&A, ev_strf(&A, "a%zu-%zu", t, i), "user",
 						       ev_strf(&A, "thread %zu says %zu", t, i));
 	}
-	pthread_t th[A_THREADS];
-	start_all(th, A_THREADS, a_worker, args, sizeof args[0]);
-	join_all(th, A_THREADS);
+	run_all(A_THREADS, a_worker, args, sizeof args[0]);
 
 	size_t failures = 0, order_bad = 0;
 	for (size_t t = 0; t < A_THREADS; t++)
@@ -121,38 +155,15 @@ static void test_many_conversations(void)
 	CHECK_EQ_UINT(order_bad, 0);
 
 	/* the feed: every event once, in strictly increasing position, where its caller was told */
-	size_t seen = 0, mismatched = 0, not_increasing = 0;
-	uint64_t after = 0, prev = 0;
-	for (;;) {
-		cs_event_page p = {0};
-		cs_error err = CS_ERROR_INIT;
-		if (!CHECK_EQ_INT(cs_store_read_feed(&p, s, NULL, after, 1000, &err), CS_OK))
-			break;
-		for (size_t i = 0; i < p.n; i++) {
-			const Convstore__V1__Event *e = p.events[i];
-			not_increasing += e->position <= prev;
-			prev = e->position;
-			unsigned t;
-			if (sscanf(e->conversation_id, "conv-%u", &t) != 1 || t >= A_THREADS ||
-			    e->version < 1 || e->version > A_APPENDS) {
-				mismatched++;
-				continue;
-			}
-			const a_arg *a = &args[t];
-			size_t k = (size_t)e->version - 1;
-			mismatched += a->res[k].first_position != e->position ||
-				      strcmp(e->id, a->events[k]->id) != 0;
-		}
-		seen += p.n;
-		bool more = p.n > 0;
-		after = p.next;
-		cs_event_page_deinit(&p);
-		if (!more)
-			break;
-	}
-	CHECK_EQ_UINT(seen, A_THREADS * A_APPENDS);
-	CHECK_EQ_UINT(not_increasing, 0);
-	CHECK_EQ_UINT(mismatched, 0);
+	a_feed_check fc = {args, 0, 0};
+	fx_feed_walk w;
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(fx_walk_feed(&w, s, 1000, a_feed_event, &fc, &err), CS_OK);
+	CHECK_EQ_UINT(w.events, A_THREADS * A_APPENDS);
+	CHECK_EQ_UINT(w.not_increasing, 0);
+	CHECK_EQ_UINT(w.bad_next, 0);
+	CHECK_EQ_UINT(fc.visited, A_THREADS * A_APPENDS);
+	CHECK_EQ_UINT(fc.mismatched, 0);
 	for (size_t t = 0; t < A_THREADS; t++)
 		CHECK_EQ_UINT(fx_version(s, T, args[t].conv), A_APPENDS);
 
@@ -254,9 +265,7 @@ static void test_one_conversation_race(void)
 		args[t].thread = t;
 		args[t].tickets = &tickets;
 	}
-	pthread_t th[B_THREADS];
-	start_all(th, B_THREADS, b_worker, args, sizeof args[0]);
-	join_all(th, B_THREADS);
+	run_all(B_THREADS, b_worker, args, sizeof args[0]);
 
 	/* who owns which version */
 	static int owner[B_SUCCESSES + 1];
@@ -386,6 +395,16 @@ static void rounds_stop(rounds *r)
 	cs_store_close(r->store);
 }
 
+/* After the last round: no round went wrong, and the store holds @events events, all of them in
+ * the conversation of the rounds (at version @events). Then rounds_stop(). */
+static void rounds_end(rounds *r, size_t bad_rounds, uint64_t events)
+{
+	CHECK_EQ_UINT(bad_rounds, 0);
+	CHECK_EQ_UINT(fx_stats(r->store).events, events);
+	CHECK_EQ_UINT(fx_version(r->store, T, r->conv), events);
+	rounds_stop(r);
+}
+
 /* Read @conv whole and check its ids against want_id(i); returns the number of events. */
 static size_t check_ids(cs_store *s, const char *conv, void (*want_id)(char *, size_t, size_t))
 {
@@ -452,10 +471,8 @@ static void test_same_request_racing(void)
 		ok &= CHECK_EQ_UINT(differ, 0);
 		bad_rounds += !ok;
 	}
-	CHECK_EQ_UINT(bad_rounds, 0);
-	CHECK_EQ_UINT(fx_stats(r.store).events, R_ROUNDS * R_EVENTS);
 	CHECK_EQ_UINT(check_ids(r.store, "same", c_id), R_ROUNDS * R_EVENTS);
-	rounds_stop(&r);
+	rounds_end(&r, bad_rounds, R_ROUNDS * R_EVENTS);
 }
 
 /* (e) 8 threads request the same tool-call id at once: the first pending call wins, the other
@@ -515,10 +532,7 @@ static void test_pending_call_racing(void)
 		    CS_OK);
 		CHECK_EQ_UINT(res.first_version, 2 * round + 2);
 	}
-	CHECK_EQ_UINT(bad_rounds, 0);
-	CHECK_EQ_UINT(fx_stats(r.store).events, 2 * R_ROUNDS);
-	CHECK_EQ_UINT(fx_version(r.store, T, "pending"), 2 * R_ROUNDS);
-	rounds_stop(&r);
+	rounds_end(&r, bad_rounds, 2 * R_ROUNDS);
 }
 
 /* (f) 8 threads send [common id, own id]: the first commits, the others overlap partially and
@@ -560,10 +574,7 @@ static void test_overlapping_ids_racing(void)
 		ok &= CHECK_EQ_UINT(other, 0);
 		bad_rounds += !ok;
 	}
-	CHECK_EQ_UINT(bad_rounds, 0);
-	CHECK_EQ_UINT(fx_stats(r.store).events, 2 * R_ROUNDS);
-	CHECK_EQ_UINT(fx_version(r.store, T, "overlap"), 2 * R_ROUNDS);
-	rounds_stop(&r);
+	rounds_end(&r, bad_rounds, 2 * R_ROUNDS);
 }
 
 /* ---- (d) valid and invalid requests in the same batches ------------------------------------ */
@@ -651,9 +662,7 @@ static void test_mixed_batches(void)
 		args[t].thread = t;
 		args[t].valid = t < D_VALID;
 	}
-	pthread_t th[D_VALID + D_INVALID];
-	start_all(th, D_VALID + D_INVALID, d_worker, args, sizeof args[0]);
-	join_all(th, D_VALID + D_INVALID);
+	run_all(D_VALID + D_INVALID, d_worker, args, sizeof args[0]);
 
 	size_t ok = 0, einval = 0, wrong_index = 0, other = 0, not_increasing = 0;
 	for (unsigned t = 0; t < D_VALID + D_INVALID; t++) {
@@ -759,9 +768,7 @@ static void test_small_batches(void)
 		args[t].store = s;
 		args[t].thread = t;
 	}
-	pthread_t th[G_THREADS];
-	start_all(th, G_THREADS, g_worker, args, sizeof args[0]);
-	join_all(th, G_THREADS);
+	run_all(G_THREADS, g_worker, args, sizeof args[0]);
 	size_t ok = 0, events = 0, misnumbered = 0;
 	for (unsigned t = 0; t < G_THREADS; t++) {
 		ok += args[t].ok;

@@ -251,45 +251,41 @@ static long slot_of(const char *id)
 	return -1;
 }
 
+/* What the feed walk found beyond order and count: events visited, and those seen twice, not
+ * placed, or differing from what was sent. */
+typedef struct feed_check {
+	unsigned char seen[MAX_CONVS * 2][MAX_MESSAGES + 1]; /* seen[slot][version] */
+	size_t visited, twice, unknown, differ;
+} feed_check;
+
+static void feed_event(const Convstore__V1__Event *e, void *ctx)
+{
+	feed_check *fc = ctx;
+	fc->visited++;
+	long slot = slot_of(e->conversation_id);
+	if (slot < 0 || e->version < 1 || e->version > convs[slot / 2].n) {
+		fc->unknown++;
+		return;
+	}
+	fc->twice += fc->seen[slot][e->version]++ != 0;
+	fc->differ += !ev_same_as_sent(&A, e, convs[slot / 2].events[e->version - 1], true);
+}
+
 static void test_feed(void)
 {
-	/* seen[slot][version] */
-	static unsigned char seen[MAX_CONVS * 2][MAX_MESSAGES + 1];
-	size_t total = 0, twice = 0, unknown = 0, not_increasing = 0, differ = 0;
-	uint64_t after = 0, prev = 0;
-	for (;;) {
-		cs_event_page p = {0};
-		cs_error err = CS_ERROR_INIT;
-		if (!CHECK_EQ_INT(cs_store_read_feed(&p, S, NULL, after, 777, &err), CS_OK))
-			break;
-		for (size_t i = 0; i < p.n; i++) {
-			const Convstore__V1__Event *e = p.events[i];
-			not_increasing += e->position <= prev;
-			prev = e->position;
-			long slot = slot_of(e->conversation_id);
-			if (slot < 0 || e->version < 1 || e->version > convs[slot / 2].n) {
-				unknown++;
-				continue;
-			}
-			twice += seen[slot][e->version]++ != 0;
-			differ +=
-			    !ev_same_as_sent(&A, e, convs[slot / 2].events[e->version - 1], true);
-		}
-		total += p.n;
-		bool more = p.n > 0;
-		CHECK_EQ_UINT(p.next, more ? prev : after);
-		after = p.next;
-		cs_event_page_deinit(&p);
-		if (!more)
-			break;
-	}
-	CHECK_EQ_UINT(total, 2 * n_messages);
-	CHECK_EQ_UINT(twice, 0);
-	CHECK_EQ_UINT(unknown, 0);
-	CHECK_EQ_UINT(not_increasing, 0);
-	CHECK_EQ_UINT(differ, 0);
+	static feed_check fc;
+	fx_feed_walk w;
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(fx_walk_feed(&w, S, 777, feed_event, &fc, &err), CS_OK);
+	CHECK_EQ_UINT(w.bad_next, 0);
+	CHECK_EQ_UINT(w.events, 2 * n_messages);
+	CHECK_EQ_UINT(fc.visited, 2 * n_messages);
+	CHECK_EQ_UINT(fc.twice, 0);
+	CHECK_EQ_UINT(fc.unknown, 0);
+	CHECK_EQ_UINT(w.not_increasing, 0);
+	CHECK_EQ_UINT(fc.differ, 0);
 	CHECK_EQ_UINT(fx_stats(S).events, 2 * n_messages);
-	CHECK_EQ_UINT(fx_stats(S).last_position, prev);
+	CHECK_EQ_UINT(fx_stats(S).last_position, w.last_position);
 }
 
 static void test_heads(void)

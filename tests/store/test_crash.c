@@ -298,29 +298,15 @@ static size_t check_history(cs_store *s)
 		cs_event_page_deinit(&all);
 	}
 
-	size_t feed = 0, not_increasing = 0;
-	uint64_t after = 0, prev = 0;
-	for (;;) {
-		cs_event_page p = {0};
-		cs_error err = CS_ERROR_INIT;
-		if (!CHECK_EQ_INT(cs_store_read_feed(&p, s, NULL, after, 1000, &err), CS_OK))
-			break;
-		for (size_t i = 0; i < p.n; i++) {
-			not_increasing += p.events[i]->position <= prev;
-			prev = p.events[i]->position;
-		}
-		feed += p.n;
-		bool more = p.n > 0;
-		after = p.next;
-		cs_event_page_deinit(&p);
-		if (!more)
-			break;
-	}
-	CHECK_EQ_UINT(feed, present);
-	CHECK_EQ_UINT(not_increasing, 0);
+	fx_feed_walk feed;
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(fx_walk_feed(&feed, s, 1000, NULL, NULL, &err), CS_OK);
+	CHECK_EQ_UINT(feed.events, present);
+	CHECK_EQ_UINT(feed.not_increasing, 0);
+	CHECK_EQ_UINT(feed.bad_next, 0);
 	cs_store_stats st = fx_stats(s);
 	CHECK_EQ_UINT(st.events, present);
-	CHECK_EQ_UINT(st.last_position, prev);
+	CHECK_EQ_UINT(st.last_position, feed.last_position);
 	return present;
 }
 

@@ -50,6 +50,32 @@ static int append1(cs_append_result *r, cs_store *s, const char *conv, Convstore
 	return cs_store_append(r, s, T, conv, CS_ANY_VERSION, evs, 1, err);
 }
 
+/* Create a store at @path holding one message, @content, in conversation "c", and close it; false
+ * (a failed check) when it does not open. */
+static bool closed_store_with_one(const char *path, const char *content)
+{
+	cs_store *s = NULL;
+	cs_error err = CS_ERROR_INIT;
+	if (!CHECK_EQ_INT(fx_open(&s, path, 0, 0, false, &err), CS_OK))
+		return false;
+	cs_append_result r;
+	CHECK_EQ_INT(append1(&r, s, "c", ev_message(&A, NULL, "user", content), &err), CS_OK);
+	cs_store_close(s);
+	return true;
+}
+
+/* Opening @path must fail with @want and leave the store pointer NULL; @what names the case. */
+static void open_refused(const char *path, int want, const char *what)
+{
+	cs_store *s = poison();
+	cs_error err = CS_ERROR_INIT;
+	int rc = fx_open(&s, path, 0, 0, false, &err);
+	if (!CHECK_EQ_INT(rc, want))
+		fprintf(stderr, "  %s: rc %d \"%s\"\n", what, rc, err.msg);
+	if (!CHECK(s == NULL) && rc == CS_OK)
+		cs_store_close(s);
+}
+
 static void test_creates_folder(void)
 {
 	const char *path = sub("fresh");
@@ -185,13 +211,8 @@ static void test_reopen(void)
 static void test_format_version(void)
 {
 	const char *path = sub("format");
-	cs_store *s = NULL;
-	cs_error err = CS_ERROR_INIT;
-	if (!CHECK_EQ_INT(fx_open(&s, path, 0, 0, false, &err), CS_OK))
+	if (!closed_store_with_one(path, "x"))
 		return;
-	cs_append_result r;
-	CHECK_EQ_INT(append1(&r, s, "c", ev_message(&A, NULL, "user", "x"), &err), CS_OK);
-	cs_store_close(s);
 
 	/* the record the store wrote: 4 bytes, big-endian CS_STORE_FORMAT_VERSION */
 	void *v = NULL;
@@ -203,8 +224,8 @@ static void test_format_version(void)
 
 	static const unsigned char ninety_nine[4] = {0, 0, 0, 99};
 	CHECK_EQ_INT(raw_put(path, "meta", false, "format", 6, ninety_nine, 4), 0);
-	s = poison();
-	err = (cs_error)CS_ERROR_INIT;
+	cs_store *s = poison();
+	cs_error err = CS_ERROR_INIT;
 	CHECK_EQ_INT(fx_open(&s, path, 0, 0, false, &err), CS_ECORRUPT);
 	CHECK_EQ_INT(err.code, CS_ECORRUPT);
 	CHECK(s == NULL);
@@ -220,9 +241,7 @@ static void test_format_version(void)
 
 	/* a format record of the wrong size */
 	CHECK_EQ_INT(raw_put(path, "meta", false, "format", 6, one + 2, 2), 0);
-	s = poison();
-	CHECK_EQ_INT(fx_open(&s, path, 0, 0, false, &err), CS_ECORRUPT);
-	CHECK(s == NULL);
+	open_refused(path, CS_ECORRUPT, "format record of 2 bytes");
 
 	/* the refusal was about the version alone: restored, the store opens with its data */
 	CHECK_EQ_INT(raw_put(path, "meta", false, "format", 6, one, 4), 0);
@@ -235,23 +254,11 @@ static void test_format_version(void)
 
 static void test_not_a_store(void)
 {
-	cs_error err = CS_ERROR_INIT;
-	cs_store *s;
-
 	/* an LMDB environment that some other program wrote */
 	const char *foreign = sub("foreign");
 	CHECK_EQ_INT(mkdir(foreign, 0700), 0);
 	CHECK_EQ_INT(raw_put(foreign, "accounts", true, "alice", 5, "42", 2), 0);
-	s = poison();
-	err = (cs_error)CS_ERROR_INIT;
-	int rc = fx_open(&s, foreign, 0, 0, false, &err);
-	if (!CHECK_EQ_INT(rc, CS_ECORRUPT))
-		fprintf(stderr, "  foreign lmdb env opened as a store: rc %d \"%s\"\n", rc,
-			err.msg);
-	if (rc == CS_OK)
-		cs_store_close(s);
-	else
-		CHECK(s == NULL);
+	open_refused(foreign, CS_ECORRUPT, "foreign lmdb env opened as a store");
 
 	/* a data file that is not LMDB at all */
 	const char *garbage = sub("garbage");
@@ -264,45 +271,27 @@ static void test_not_a_store(void)
 		junk[i] = (char)(i * 7 + 3);
 	CHECK_EQ_INT(write(fd, junk, sizeof junk), (long long)sizeof junk);
 	close(fd);
-	s = poison();
-	rc = fx_open(&s, garbage, 0, 0, false, &err);
-	if (!CHECK_EQ_INT(rc, CS_ECORRUPT))
-		fprintf(stderr, "  garbage data.mdb: rc %d \"%s\"\n", rc, err.msg);
-	if (rc == CS_OK)
-		cs_store_close(s);
-	else
-		CHECK(s == NULL);
+	open_refused(garbage, CS_ECORRUPT, "garbage data.mdb");
 
 	/* a path that is a regular file */
 	const char *plain = sub("plain-file");
 	fd = open(plain, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	CHECK(fd >= 0);
 	close(fd);
-	s = poison();
-	rc = fx_open(&s, plain, 0, 0, false, &err);
-	if (!CHECK_EQ_INT(rc, CS_EIO))
-		fprintf(stderr, "  path is a file: rc %d \"%s\"\n", rc, err.msg);
-	if (rc == CS_OK)
-		cs_store_close(s);
-	else
-		CHECK(s == NULL);
+	open_refused(plain, CS_EIO, "path is a file");
 }
 
 static void test_read_only(void)
 {
 	const char *path = sub("ro");
-	cs_store *s = NULL;
-	cs_error err = CS_ERROR_INIT;
-	if (!CHECK_EQ_INT(fx_open(&s, path, 0, 0, false, &err), CS_OK))
+	if (!closed_store_with_one(path, "written"))
 		return;
-	cs_append_result r;
-	CHECK_EQ_INT(append1(&r, s, "c", ev_message(&A, NULL, "user", "written"), &err), CS_OK);
-	cs_store_close(s);
 
 	cs_store_options o = CS_STORE_OPTIONS_INIT;
 	o.path = path;
 	o.read_only = true;
-	s = NULL;
+	cs_store *s = NULL;
+	cs_error err = CS_ERROR_INIT;
 	if (!CHECK_EQ_INT(cs_store_open(&s, &o, &err), CS_OK)) {
 		fprintf(stderr, "  read-only open: %s\n", err.msg);
 		return;
@@ -314,6 +303,7 @@ static void test_read_only(void)
 	cs_event_page_deinit(&p);
 	CHECK_EQ_UINT(fx_version(s, T, "c"), 1);
 
+	cs_append_result r;
 	err = (cs_error)CS_ERROR_INIT;
 	CHECK_EQ_INT(append1(&r, s, "c", ev_message(&A, NULL, "user", "refused"), &err), CS_EINVAL);
 	CHECK_EQ_INT(err.code, CS_EINVAL);

@@ -68,6 +68,43 @@ static bool reads_intact(cs_store *s, uint64_t version)
 	return ok;
 }
 
+/* The raw `events` record of version @v: its key (8 bytes) in @key, a malloc'd copy of its value
+ * in *val. False (a failed check) when it cannot be read. */
+static bool raw_record(uint64_t v, unsigned char *key, void **val, size_t *len)
+{
+	raw_position_key(key, pos[v]);
+	return CHECK_EQ_INT(raw_get(dir, "events", key, 8, val, len), 0);
+}
+
+/* verify must find the forgery: CS_ECORRUPT and at least one problem, the first of them at
+ * @bad_position unless that is 0 (not known). Returns the error, for checks on its message. */
+static cs_error verify_finds_corruption(cs_store *s, uint64_t bad_position)
+{
+	cs_verify_report rep = {0};
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
+	CHECK_EQ_INT(err.code, CS_ECORRUPT);
+	CHECK(rep.problems >= 1);
+	if (bad_position)
+		CHECK_EQ_UINT(rep.first_bad_position, bad_position);
+	return err;
+}
+
+/* Once the forged bytes are put back: the store opens, verify finds no problem and version @v
+ * reads back as it was. */
+static void intact_again(uint64_t v)
+{
+	cs_store *s = open_store();
+	if (!s)
+		return;
+	cs_verify_report rep = {0};
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_OK);
+	CHECK_EQ_UINT(rep.problems, 0);
+	reads_intact(s, v);
+	cs_store_close(s);
+}
+
 static void test_setup_and_roundtrip(void)
 {
 	cs_store *s = open_store();
@@ -114,10 +151,9 @@ static void test_setup_and_roundtrip(void)
 	/* big compressible events are deflated on disk, small ones are not */
 	for (size_t v = 1; v <= N_EVENTS; v++) {
 		unsigned char key[8];
-		raw_position_key(key, pos[v]);
 		void *val;
 		size_t len;
-		if (!CHECK_EQ_INT(raw_get(dir, "events", key, 8, &val, &len), 0))
+		if (!raw_record(v, key, &val, &len))
 			continue;
 		if (big[v]) {
 			if (!CHECK(len < packed_len[v] / 2))
@@ -160,10 +196,9 @@ static void truncate_tiny(unsigned char *val, size_t *len)
 static void corrupted(const char *what, uint64_t v, forge_fn forge)
 {
 	unsigned char key[8];
-	raw_position_key(key, pos[v]);
 	void *orig;
 	size_t orig_len;
-	if (!CHECK_EQ_INT(raw_get(dir, "events", key, 8, &orig, &orig_len), 0))
+	if (!raw_record(v, key, &orig, &orig_len))
 		return;
 	unsigned char *bad = ev_alloc(&A, orig_len);
 	memcpy(bad, orig, orig_len);
@@ -211,26 +246,14 @@ static void corrupted(const char *what, uint64_t v, forge_fn forge)
 	cs_event_page_deinit(&p);
 	CHECK_EQ_UINT(fx_version(s, T, CONV), N_EVENTS);
 
-	cs_verify_report rep = {0};
-	err = (cs_error)CS_ERROR_INIT;
-	CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
-	CHECK_EQ_INT(err.code, CS_ECORRUPT);
-	CHECK(rep.problems >= 1);
-	CHECK_EQ_UINT(rep.first_bad_position, pos[v]);
+	err = verify_finds_corruption(s, pos[v]);
 	CHECK_STR_CONTAINS(err.msg, pos_text);
 	cs_store_close(s);
 
 	/* put the original bytes back: intact again */
 	CHECK_EQ_INT(raw_put(dir, "events", false, key, 8, orig, orig_len), 0);
 	free(orig);
-	s = open_store();
-	if (s) {
-		rep = (cs_verify_report){0};
-		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_OK);
-		CHECK_EQ_UINT(rep.problems, 0);
-		reads_intact(s, v);
-		cs_store_close(s);
-	}
+	intact_again(v);
 	if (check_failed != failed_before)
 		fprintf(stderr, "  case: %s at version %llu (position %s)\n", what,
 			(unsigned long long)v, pos_text);
@@ -265,10 +288,9 @@ static void test_missing_record(void)
 {
 	uint64_t v = 6;
 	unsigned char key[8];
-	raw_position_key(key, pos[v]);
 	void *orig;
 	size_t orig_len;
-	if (!CHECK_EQ_INT(raw_get(dir, "events", key, 8, &orig, &orig_len), 0))
+	if (!raw_record(v, key, &orig, &orig_len))
 		return;
 	CHECK_EQ_INT(raw_del(dir, "events", key, 8), 0);
 	cs_store *s = open_store();
@@ -280,21 +302,12 @@ static void test_missing_record(void)
 		cs_event_page_deinit(&p);
 		reads_intact(s, v - 1);
 		reads_intact(s, v + 1);
-		cs_verify_report rep = {0};
-		err = (cs_error)CS_ERROR_INIT;
-		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
-		CHECK(rep.problems >= 1);
-		CHECK_EQ_UINT(rep.first_bad_position, pos[v]);
+		verify_finds_corruption(s, pos[v]);
 		cs_store_close(s);
 	}
 	CHECK_EQ_INT(raw_put(dir, "events", false, key, 8, orig, orig_len), 0);
 	free(orig);
-	s = open_store();
-	if (s) {
-		cs_verify_report rep = {0};
-		CHECK_EQ_INT(cs_store_verify(&rep, s, NULL), CS_OK);
-		cs_store_close(s);
-	}
+	intact_again(v);
 }
 
 /* The per-conversation index lost the entry of one version (its value is the event's 8-byte
@@ -314,15 +327,12 @@ static void test_missing_index_entry(void)
 	CHECK_EQ_INT(raw_del(dir, "streams", key, key_len), 0);
 	cs_store *s = open_store();
 	if (s) {
-		cs_verify_report rep = {0};
-		cs_error err = CS_ERROR_INIT;
-		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
-		CHECK(rep.problems >= 1);
+		verify_finds_corruption(s, 0);
 		/* a read across the gap must not hand out versions 3, 5, 6 as if nothing were
 		 * missing: the stream's versions are gapless by definition, so a gap is corruption
 		 */
 		cs_event_page p = {0};
-		err = (cs_error)CS_ERROR_INIT;
+		cs_error err = CS_ERROR_INIT;
 		int rc = cs_store_read_stream(&p, s, T, CONV, v - 1, 3, CS_FORWARD, &err);
 		if (!CHECK_EQ_INT(rc, CS_ECORRUPT)) {
 			fprintf(stderr, "  read from version %llu: %zu events, versions",
@@ -336,13 +346,7 @@ static void test_missing_index_entry(void)
 	}
 	CHECK_EQ_INT(raw_put(dir, "streams", false, key, key_len, val, 8), 0);
 	free(key);
-	s = open_store();
-	if (s) {
-		cs_verify_report rep = {0};
-		CHECK_EQ_INT(cs_store_verify(&rep, s, NULL), CS_OK);
-		reads_intact(s, v);
-		cs_store_close(s);
-	}
+	intact_again(v);
 }
 
 /* The last event vanished from both the log and the index, consistently: only the head still
@@ -351,10 +355,9 @@ static void test_head_ahead_of_index(void)
 {
 	uint64_t v = N_EVENTS;
 	unsigned char pkey[8];
-	raw_position_key(pkey, pos[v]);
 	void *rec, *ikey;
 	size_t rec_len, ikey_len;
-	if (!CHECK_EQ_INT(raw_get(dir, "events", pkey, 8, &rec, &rec_len), 0))
+	if (!raw_record(v, pkey, &rec, &rec_len))
 		return;
 	if (!CHECK_EQ_INT(raw_find_value(dir, "streams", pkey, 8, &ikey, &ikey_len), 0)) {
 		free(rec);
@@ -364,23 +367,92 @@ static void test_head_ahead_of_index(void)
 	CHECK_EQ_INT(raw_del(dir, "streams", ikey, ikey_len), 0);
 	cs_store *s = open_store();
 	if (s) {
-		cs_verify_report rep = {0};
-		cs_error err = CS_ERROR_INIT;
-		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
-		CHECK(rep.problems >= 1);
+		verify_finds_corruption(s, 0);
 		cs_store_close(s);
 	}
 	CHECK_EQ_INT(raw_put(dir, "events", false, pkey, 8, rec, rec_len), 0);
 	CHECK_EQ_INT(raw_put(dir, "streams", false, ikey, ikey_len, pkey, 8), 0);
 	free(rec);
 	free(ikey);
-	s = open_store();
+	intact_again(v);
+}
+
+/* The key of CONV's head in `streams`: [len][tenant][len][conversation] then 8 bytes of 0xff. */
+static size_t head_key(unsigned char *k)
+{
+	size_t n = 0;
+	k[n++] = (unsigned char)strlen(T);
+	memcpy(k + n, T, strlen(T));
+	n += strlen(T);
+	k[n++] = (unsigned char)strlen(CONV);
+	memcpy(k + n, CONV, strlen(CONV));
+	n += strlen(CONV);
+	memset(k + n, 0xff, 8);
+	return n + 8;
+}
+
+/* The head is gone while the conversation's events and index remain: verify must notice, and
+ * name the position of the conversation's last event. */
+static void test_missing_head(void)
+{
+	unsigned char key[64];
+	size_t key_len = head_key(key);
+	void *orig;
+	size_t orig_len;
+	if (!CHECK_EQ_INT(raw_get(dir, "streams", key, key_len, &orig, &orig_len), 0))
+		return;
+	CHECK_EQ_INT(raw_del(dir, "streams", key, key_len), 0);
+	cs_store *s = open_store();
 	if (s) {
-		cs_verify_report rep = {0};
-		CHECK_EQ_INT(cs_store_verify(&rep, s, NULL), CS_OK);
-		reads_intact(s, v);
+		cs_error err = verify_finds_corruption(s, pos[N_EVENTS]);
+		CHECK_STR_CONTAINS(err.msg, "have no head");
 		cs_store_close(s);
 	}
+	CHECK_EQ_INT(raw_put(dir, "streams", false, key, key_len, orig, orig_len), 0);
+	free(orig);
+	intact_again(1);
+}
+
+/* meta's last_position fell behind the log: the next append would collide with a stored
+ * position, so verify must report it. */
+static void test_meta_behind_log(void)
+{
+	const char *k = "last_position";
+	void *orig;
+	size_t orig_len;
+	if (!CHECK_EQ_INT(raw_get(dir, "meta", k, strlen(k), &orig, &orig_len), 0))
+		return;
+	unsigned char behind[8];
+	raw_position_key(behind, pos[N_EVENTS] - 1);
+	CHECK_EQ_INT(raw_put(dir, "meta", false, k, strlen(k), behind, 8), 0);
+	cs_store *s = open_store();
+	if (s) {
+		cs_error err = verify_finds_corruption(s, pos[N_EVENTS]);
+		CHECK_STR_CONTAINS(err.msg, "last_position");
+		cs_store_close(s);
+	}
+	CHECK_EQ_INT(raw_put(dir, "meta", false, k, strlen(k), orig, orig_len), 0);
+	free(orig);
+	intact_again(1);
+}
+
+/* An id index entry that names the wrong event: verify must report it. */
+static void test_bad_id_entry(void)
+{
+	unsigned char key[64];
+	size_t n = head_key(key) - 8;
+	memcpy(key + n, "no-such-id", 10);
+	unsigned char version[8];
+	raw_position_key(version, 2); /* a big-endian version, like a real entry */
+	CHECK_EQ_INT(raw_put(dir, "idem", false, key, n + 10, version, 8), 0);
+	cs_store *s = open_store();
+	if (s) {
+		cs_error err = verify_finds_corruption(s, pos[2]);
+		CHECK_STR_CONTAINS(err.msg, "no-such-id");
+		cs_store_close(s);
+	}
+	CHECK_EQ_INT(raw_del(dir, "idem", key, n + 10), 0);
+	intact_again(2);
 }
 
 int main(void)
@@ -395,6 +467,9 @@ int main(void)
 		CHECK_RUN(test_missing_record);
 		CHECK_RUN(test_missing_index_entry);
 		CHECK_RUN(test_head_ahead_of_index);
+		CHECK_RUN(test_missing_head);
+		CHECK_RUN(test_meta_behind_log);
+		CHECK_RUN(test_bad_id_entry);
 	}
 	ev_arena_free(&A);
 	fx_rmrf(dir);

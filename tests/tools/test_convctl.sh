@@ -1,6 +1,7 @@
 #!/bin/sh
-# convctl on a fresh store: stats reports an empty store created on the spot, verify passes,
-# and usage errors exit 2 with a message. $1 is the convctl binary.
+# convctl on a fresh store: init creates it, stats reports it empty, verify passes; stats on a
+# folder without a store fails without creating one; usage errors exit 2 with a message.
+# $1 is the convctl binary.
 set -u
 convctl=$1
 dir=$(mktemp -d /tmp/convctl-test.XXXXXX) || exit 1
@@ -13,11 +14,22 @@ expect() { # expect WHAT GOT WANT
 	fi
 }
 
+"$convctl" --data "$dir/none" stats 2>"$dir/err"
+expect "stats without a store exit" $? 1
+[ ! -e "$dir/none" ] || { echo "FAIL stats created a store"; fail=1; }
+grep -q "convctl: $dir/none: open: No such file or directory" "$dir/err" ||
+	{ echo "FAIL no message for a missing store: $(cat "$dir/err")"; fail=1; }
+
+out=$("$convctl" --data "$dir/s" init)
+expect "init exit" $? 0
+expect "init text" "$out" "store ready (format 1)"
+out=$("$convctl" --data "$dir/s" init)
+expect "second init exit" $? 0
+
 out=$("$convctl" --data "$dir/s" --json stats)
 expect "stats exit" $? 0
 expect "stats json" "$(echo "$out" | sed 's/, "map_size".*//')" \
 	'{"events": 0, "conversations": 0, "last_position": 0'
-[ -f "$dir/s/data.mdb" ] || { echo "FAIL stats did not create the store"; fail=1; }
 
 out=$("$convctl" --data "$dir/s" verify)
 expect "verify exit" $? 0

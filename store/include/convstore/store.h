@@ -53,6 +53,10 @@ typedef struct cs_store cs_store;
 #define CS_MAX_METADATA_PAIRS	      64
 #define CS_MAX_METADATA_KEY	      128
 #define CS_MAX_METADATA_VALUE	      4096
+#define CS_MAX_TOOL_CALLS	      128    /* tool calls in one model_response */
+#define CS_MAX_PENDING_CALLS	      1024   /* calls of one conversation waiting for results */
+#define CS_FEED_SCAN_MAX	      10000u /* records one feed read looks at */
+#define CS_MAX_EVENT_BYTES_LIMIT      (256u << 20) /* the largest max_event_bytes accepted */
 
 typedef struct cs_store_options {
 	const char *path;	   /* folder; created (mode 0700) when missing */
@@ -157,7 +161,11 @@ int cs_store_read_stream(cs_event_page *out, cs_store *store, const char *tenant
 /**
  * Read the global feed: up to @limit events with a position greater than @after_position, in
  * position order. @tenant NULL reads every tenant's events; otherwise others are skipped.
- * out->next is the position of the last event returned, or @after_position when none was.
+ *
+ * out->next is where to continue: the position of the last event returned, or @after_position
+ * when none was; except that one call looks at no more than CS_FEED_SCAN_MAX records, so a
+ * tenant's read that skipped that many of other tenants' events returns with next set to the
+ * last position it looked at (possibly with no events). Reads stay short whatever the mix.
  */
 int cs_store_read_feed(cs_event_page *out, cs_store *store, const char *tenant,
 		       uint64_t after_position, size_t limit, cs_error *err);
