@@ -118,11 +118,15 @@ typedef struct cs_append_result {
  * @return CS_OK
  *         CS_EINVAL     an event is invalid (err->index names it): no payload or a server-only
  *                       payload, a bad role, a tool_result that answers no pending call, a
- *                       call id that is still pending, bad ids or metadata, invalid UTF-8,
- *                       server-set fields given by the client, duplicate ids in the request
- *         CS_ETOOBIG    too many events, or one event larger than max_event_bytes
+ *                       call id that is still pending, more than CS_MAX_TOOL_CALLS calls in
+ *                       one response or CS_MAX_PENDING_CALLS waiting, bad ids or metadata,
+ *                       invalid UTF-8 or JsonValue text, server-set fields given by the
+ *                       client, duplicate ids in the request
+ *         CS_ETOOBIG    too many events, one event larger than max_event_bytes, or a head
+ *                       that would outgrow its 1 MiB cap
  *         CS_ECONFLICT  the version is not @expected_version (err->current_version says what
- *                       it is), or some but not all of the ids are already stored
+ *                       it is), or some but not all of the events' ids are already stored (an
+ *                       event without an id counts as not stored)
  *         CS_EFULL      no space left (the map is at its cap or the disk is full)
  *         CS_ECLOSED    the store is closing; CS_EIO, CS_ENOMEM
  *         On any error nothing of the request is stored.
