@@ -59,18 +59,7 @@ static int prepare_one(cs_prepared *p, const cs_limits *lim, const char *tenant,
 	}
 	p->ev.id = p->id;
 
-	size_t len = protobuf_c_message_get_packed_size(&p->ev.base);
-	if (len > lim->max_event_bytes)
-		return cs_error_set(err, CS_ETOOBIG,
-				    "event of %zu bytes exceeds the %zu-byte limit", len,
-				    lim->max_event_bytes);
-	unsigned char *raw = malloc(len ? len : 1);
-	if (!raw)
-		return cs_error_set(err, CS_ENOMEM, "out of memory packing a %zu-byte event", len);
-	protobuf_c_message_pack(&p->ev.base, raw);
-	rc = cs_body_prepare(&p->body, raw, len, err);
-	free(raw);
-	return rc;
+	return cs_body_pack(&p->body, &p->ev.base, lim->max_event_bytes, err);
 }
 
 static int cmp_prepared_id(const void *a, const void *b)

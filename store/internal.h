@@ -69,7 +69,9 @@ typedef struct cs_body {
 
 #define CS_RECORD_HEADER 12
 
-int cs_body_prepare(cs_body *out, const unsigned char *raw, size_t raw_len, cs_error *err);
+/* Pack @msg into a body (CS_ETOOBIG when it is over @max_len bytes): deflated when that pays,
+ * otherwise the packed buffer itself, not a copy of it. */
+int cs_body_pack(cs_body *out, const ProtobufCMessage *msg, size_t max_len, cs_error *err);
 void cs_body_deinit(cs_body *b);
 size_t cs_record_size(const cs_body *b, size_t tail_len);
 void cs_record_write(unsigned char *dst, const cs_body *b, const unsigned char *tail,

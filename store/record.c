@@ -104,23 +104,27 @@ static unsigned char *deflate_body(const unsigned char *raw, size_t raw_len, siz
 	return buf;
 }
 
-int cs_body_prepare(cs_body *out, const unsigned char *raw, size_t raw_len, cs_error *err)
+int cs_body_pack(cs_body *out, const ProtobufCMessage *msg, size_t max_len, cs_error *err)
 {
 	memset(out, 0, sizeof(*out));
-	if (raw_len > UINT32_MAX)
-		return cs_error_set(err, CS_ETOOBIG, "record of %zu bytes is too large", raw_len);
-	out->raw_len = raw_len;
-	if (raw_len >= CS_DEFLATE_MIN && raw_len <= UINT32_MAX / 2) {
-		out->data = deflate_body(raw, raw_len, &out->stored_len);
-		out->deflated = out->data != NULL;
-	}
-	if (!out->data) {
-		out->data = malloc(raw_len ? raw_len : 1);
-		if (!out->data)
-			return cs_error_set(err, CS_ENOMEM, "out of memory for a %zu-byte record",
-					    raw_len);
-		memcpy(out->data, raw, raw_len);
-		out->stored_len = raw_len;
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	if (len > max_len || len > UINT32_MAX)
+		return cs_error_set(err, CS_ETOOBIG,
+				    "packed, it is %zu bytes: over the %zu-byte limit", len,
+				    max_len < UINT32_MAX ? max_len : (size_t)UINT32_MAX);
+	unsigned char *raw = malloc(len ? len : 1);
+	if (!raw)
+		return cs_error_set(err, CS_ENOMEM, "out of memory packing %zu bytes", len);
+	protobuf_c_message_pack(msg, raw);
+	out->raw_len = len;
+	if (len >= CS_DEFLATE_MIN && len <= UINT32_MAX / 2)
+		out->data = deflate_body(raw, len, &out->stored_len);
+	if (out->data) {
+		out->deflated = true;
+		free(raw);
+	} else { /* stored as packed: the buffer becomes the body, no copy */
+		out->data = raw;
+		out->stored_len = len;
 	}
 	out->crc = (uint32_t)crc32(0, out->data, (uInt)out->stored_len);
 	return CS_OK;
@@ -247,21 +251,15 @@ int cs_record_unpack(ProtobufCMessage **out, const ProtobufCMessageDescriptor *d
 int cs_record_pack(unsigned char **out, size_t *out_len, const ProtobufCMessage *msg, cs_error *err)
 {
 	*out = NULL;
-	size_t n = protobuf_c_message_get_packed_size(msg);
-	unsigned char *raw = malloc(n ? n : 1);
-	if (!raw)
-		return cs_error_set(err, CS_ENOMEM, "out of memory packing %zu bytes", n);
-	protobuf_c_message_pack(msg, raw);
 	cs_body b;
-	int rc = cs_body_prepare(&b, raw, n, err);
-	free(raw);
+	int rc = cs_body_pack(&b, msg, SIZE_MAX, err);
 	if (rc != CS_OK)
 		return rc;
 	*out_len = cs_record_size(&b, 0);
 	*out = malloc(*out_len);
 	if (!*out) {
 		cs_body_deinit(&b);
-		return cs_error_set(err, CS_ENOMEM, "out of memory framing %zu bytes", n);
+		return cs_error_set(err, CS_ENOMEM, "out of memory framing %zu bytes", *out_len);
 	}
 	cs_record_write(*out, &b, NULL, 0);
 	cs_body_deinit(&b);
