@@ -925,8 +925,8 @@ static int dec_int(void *slot, struct dec *d, ProtobufCType t, const json_t *v)
 		size_t len = json_string_length(v);
 		if (!parse_decimal(s, len, &neg, &mag, &overflow)) {
 			char shown[CS_SHOWN_CAP];
-			cs_path_show(shown, sizeof(shown), s, len);
-			return bad(d, "expected %s, got string \"%s\"", type_name(t), shown);
+			return bad(d, "expected %s, got string \"%s\"", type_name(t),
+				   cs_path_show(shown, sizeof(shown), s, len));
 		}
 		if (overflow)
 			return bad(d, "value out of range for %s", type_name(t));
@@ -951,8 +951,8 @@ static int dec_double(void *slot, struct dec *d, ProtobufCType t, const json_t *
 			x = -INFINITY;
 		} else {
 			char shown[CS_SHOWN_CAP];
-			cs_path_show(shown, sizeof(shown), s, json_string_length(v));
-			return bad(d, "expected number, got string \"%s\"", shown);
+			return bad(d, "expected number, got string \"%s\"",
+				   cs_path_show(shown, sizeof(shown), s, json_string_length(v)));
 		}
 		if (strlen(s) != json_string_length(v))
 			return bad(d, "string contains a nul byte");
@@ -987,8 +987,8 @@ static int dec_enum(void *slot, struct dec *d, const ProtobufCEnumDescriptor *ed
 	    strlen(s) == len ? protobuf_c_enum_descriptor_get_value_by_name(ed, s) : NULL;
 	if (!ev) {
 		char shown[CS_SHOWN_CAP];
-		cs_path_show(shown, sizeof(shown), s, len);
-		return bad(d, "unknown %s value \"%s\"", ed->name, shown);
+		return bad(d, "unknown %s value \"%s\"", ed->name,
+			   cs_path_show(shown, sizeof(shown), s, len));
 	}
 	*(int32_t *)slot = ev->value;
 	return CS_OK;
@@ -1101,8 +1101,8 @@ static int dec_timestamp(ProtobufCMessage **out, struct dec *d,
 	const char *why = parse_rfc3339(s, len, &secs, &nanos);
 	if (why) {
 		char shown[CS_SHOWN_CAP];
-		cs_path_show(shown, sizeof(shown), s, len);
-		return bad(d, "bad timestamp \"%s\": %s", shown, why);
+		return bad(d, "bad timestamp \"%s\": %s",
+			   cs_path_show(shown, sizeof(shown), s, len), why);
 	}
 	ProtobufCMessage *m = new_message(desc);
 	if (!m)
@@ -1305,8 +1305,8 @@ static int dec_fields(ProtobufCMessage *m, struct dec *d, const json_t *in)
 		const ProtobufCFieldDescriptor *f = find_field(desc, key);
 		if (!f) {
 			char shown[CS_SHOWN_CAP];
-			cs_path_show(shown, sizeof(shown), key, strlen(key));
-			rc = fail_in(d->err, &d->path, "unknown field \"%s\"", shown);
+			rc = fail_in(d->err, &d->path, "unknown field \"%s\"",
+				     cs_path_show(shown, sizeof(shown), key, strlen(key)));
 			break;
 		}
 		size_t idx = (size_t)(f - desc->fields);

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-void cs_path_show(char *dst, size_t cap, const char *s, size_t len)
+const char *cs_path_show(char *dst, size_t cap, const char *s, size_t len)
 {
 	size_t n = 0, max = cap - 4;
 	for (size_t i = 0; i < len && n < max; i++) {
@@ -18,6 +18,7 @@ void cs_path_show(char *dst, size_t cap, const char *s, size_t len)
 		n += 3;
 	}
 	dst[n] = '\0';
+	return dst;
 }
 
 size_t cs_path_append(cs_path *p, const char *s, size_t n)

@@ -21,8 +21,8 @@ typedef struct cs_path {
 } cs_path;
 
 /* Copy untrusted @s for a message: printable ASCII but '"' and '\' ('?' for any other byte),
- * cut to fit @cap (at least 5) with "..." when it does not. */
-void cs_path_show(char *dst, size_t cap, const char *s, size_t len);
+ * cut to fit @cap (at least 5) with "..." when it does not. Returns @dst, to be used in place. */
+const char *cs_path_show(char *dst, size_t cap, const char *s, size_t len);
 
 size_t cs_path_append(cs_path *p, const char *s, size_t n);
 /* ".name" (or "name" at the top). */
