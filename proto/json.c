@@ -462,6 +462,7 @@ static const char *parse_rfc3339(const char *s, size_t len, int64_t *secs, int32
 struct enc {
 	cs_error *err;
 	unsigned depth;
+	unsigned flags; /* CS_JSON_* */
 	cs_path path;
 };
 
@@ -496,6 +497,18 @@ static bool is_zero(const ProtobufCFieldDescriptor *f, const void *member)
 	case PROTOBUF_C_TYPE_MESSAGE: return *(const void *const *)member == NULL;
 	default: return *(const uint32_t *)member == 0;
 	}
+}
+
+/* Is @f the only member of its oneof, i.e. an optional field `x` spelt `oneof x_opt { x }`? */
+static bool is_optional(const ProtobufCMessageDescriptor *d, const ProtobufCFieldDescriptor *f)
+{
+	if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+		return false;
+	for (unsigned i = 0; i < d->n_fields; i++)
+		if (&d->fields[i] != f && (d->fields[i].flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    d->fields[i].quantifier_offset == f->quantifier_offset)
+			return false;
+	return true;
 }
 
 /* Does protobuf-c's packer write @f of @m? The JSON carries the same fields. */
@@ -772,11 +785,13 @@ static int enc_message(json_t **out, struct enc *e, const ProtobufCMessage *m)
 	int rc = CS_OK;
 	for (unsigned i = 0; i < d->n_fields && rc == CS_OK; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
-		if (!field_present(m, f))
+		bool present = field_present(m, f);
+		bool as_null = !present && (e->flags & CS_JSON_NULL_OPTIONAL) && is_optional(d, f);
+		if (!present && !as_null)
 			continue;
 		size_t mark = cs_path_field(&e->path, f->name);
 		json_t *v = NULL;
-		rc = enc_field(&v, e, m, f);
+		rc = as_null ? made(&v, e, json_null()) : enc_field(&v, e, m, f);
 		/* json_object_set_new releases @v when it fails. */
 		if (rc == CS_OK && json_object_set_new_nocheck(obj, f->name, v))
 			rc = nomem(e->err);
@@ -792,7 +807,12 @@ static int enc_message(json_t **out, struct enc *e, const ProtobufCMessage *m)
 
 int cs_json_encode(json_t **out, const ProtobufCMessage *msg, cs_error *err)
 {
-	struct enc e = {.err = err};
+	return cs_json_encode_flags(out, msg, 0, err);
+}
+
+int cs_json_encode_flags(json_t **out, const ProtobufCMessage *msg, unsigned flags, cs_error *err)
+{
+	struct enc e = {.err = err, .flags = flags};
 	if (!out)
 		return cs_error_set(err, CS_EINVAL, "cs_json_encode: no output");
 	*out = NULL;
@@ -801,11 +821,10 @@ int cs_json_encode(json_t **out, const ProtobufCMessage *msg, cs_error *err)
 	return enc_message(out, &e, msg);
 }
 
-char *cs_json_encode_text(const ProtobufCMessage *msg, size_t flags_unused, cs_error *err)
+char *cs_json_encode_text(const ProtobufCMessage *msg, unsigned flags, cs_error *err)
 {
-	(void)flags_unused;
 	json_t *v;
-	if (cs_json_encode(&v, msg, err))
+	if (cs_json_encode_flags(&v, msg, flags, err))
 		return NULL;
 	char *text = dump_malloc(v);
 	json_decref(v);

@@ -145,6 +145,8 @@ int cs_head_apply(Convstore__V1__Head *head, const Convstore__V1__Event *ev, cs_
 int cs_head_new(Convstore__V1__Head **out, const char *tenant, const char *conversation_id,
 		cs_error *err);
 void cs_head_free(Convstore__V1__Head *head);
+/* A validated cost_usd (0..CS_MAX_COST_USD) in nano-dollars, rounded to nearest. */
+int64_t cs_cost_nanos(double cost_usd);
 
 /* ---- validate.c -------------------------------------------------------------------------- */
 

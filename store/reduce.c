@@ -16,6 +16,7 @@
  *
  * apply() only folds; it assumes check() passed. Both are pure functions of their inputs.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,6 +152,11 @@ static int set_time(Convstore__V1__Timestamp **field, const Convstore__V1__Times
 	return CS_OK;
 }
 
+int64_t cs_cost_nanos(double cost_usd)
+{
+	return llround(cost_usd * 1e9);
+}
+
 /* ---- the head's lifecycle ---------------------------------------------------------------- */
 
 int cs_head_new(Head **out, const char *tenant, const char *conversation_id, cs_error *err)
@@ -224,15 +230,15 @@ static int apply_model_response(Head *h, const Event *ev)
 		if (pending_add(h, tc->id, tc->name, ev->version))
 			return CS_ENOMEM;
 	}
-	ENSURE_SUB(h->usage, Convstore__V1__UsageTotals, convstore__v1__usage_totals__init);
-	Convstore__V1__UsageTotals *u = h->usage;
+	ENSURE_SUB(h->usage, Convstore__V1__UsageCounter, convstore__v1__usage_counter__init);
+	Convstore__V1__UsageCounter *u = h->usage;
 	if (mr->usage) {
 		u->input_tokens += mr->usage->input_tokens;
 		u->output_tokens += mr->usage->output_tokens;
 		u->cached_tokens += mr->usage->cached_tokens;
 		u->reasoning_tokens += mr->usage->reasoning_tokens;
 	}
-	u->cost_usd += mr->cost_usd;
+	u->cost_nanos += cs_cost_nanos(mr->cost_usd);
 	u->responses++;
 	h->counts->messages++;
 	h->counts->tool_calls += mr->n_tool_calls;

@@ -115,6 +115,12 @@ static int check_model_response(const Convstore__V1__ModelResponse *mr, cs_error
 	if (mr->n_tool_calls > CS_MAX_TOOL_CALLS)
 		return cs_error_set(err, CS_EINVAL, "model_response has %zu tool calls, at most %d",
 				    mr->n_tool_calls, CS_MAX_TOOL_CALLS);
+	/* Costs are summed in integer nano-dollars (cs_cost_nanos): the cap keeps any sum of a
+	 * store's worth of responses inside int64. NaN fails both comparisons. */
+	if (!(mr->cost_usd >= 0 && mr->cost_usd <= CS_MAX_COST_USD))
+		return cs_error_set(err, CS_EINVAL,
+				    "model_response.cost_usd %g is not between 0 and %g",
+				    mr->cost_usd, CS_MAX_COST_USD);
 	for (size_t i = 0; i < mr->n_tool_calls; i++) {
 		const Convstore__V1__ToolCallRequest *tc = mr->tool_calls[i];
 		int rc = check_required(tc->id, "model_response.tool_calls[].id", err);

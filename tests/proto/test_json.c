@@ -593,6 +593,15 @@ static Convstore__V1__Extension *full_extension(void)
 	return &x;
 }
 
+static Convstore__V1__Retention *full_retention(void)
+{
+	static Convstore__V1__Retention r;
+	convstore__v1__retention__init(&r);
+	r.max_events = 1000;
+	r.max_age_seconds = 86400;
+	return &r;
+}
+
 static Convstore__V1__ConversationCreated *full_created(void)
 {
 	static Convstore__V1__ConversationCreated c;
@@ -600,6 +609,7 @@ static Convstore__V1__ConversationCreated *full_created(void)
 	c.title = S("Flights");
 	METADATA(Convstore__V1__ConversationCreated__MetadataEntry,
 		 CONVSTORE__V1__CONVERSATION_CREATED__METADATA_ENTRY__INIT, &c);
+	c.retention = full_retention();
 	return &c;
 }
 
@@ -612,6 +622,7 @@ static Convstore__V1__ConversationForked *full_forked(void)
 	f.title = S("Fork");
 	METADATA(Convstore__V1__ConversationForked__MetadataEntry,
 		 CONVSTORE__V1__CONVERSATION_FORKED__METADATA_ENTRY__INIT, &f);
+	f.retention = full_retention();
 	return &f;
 }
 
@@ -624,6 +635,7 @@ static Convstore__V1__ConversationUpdated *full_updated(void)
 	u.status = S("archived");
 	METADATA(Convstore__V1__ConversationUpdated__MetadataEntry,
 		 CONVSTORE__V1__CONVERSATION_UPDATED__METADATA_ENTRY__INIT, &u);
+	u.retention = full_retention();
 	return &u;
 }
 
@@ -706,6 +718,7 @@ static Convstore__V1__PendingToolCall *full_pending(Convstore__V1__PendingToolCa
 	convstore__v1__pending_tool_call__init(p);
 	p->id = S(id);
 	p->name = S("get_user");
+	p->arguments = S("{}");
 	p->version = 3;
 	return p;
 }
@@ -730,6 +743,19 @@ static Convstore__V1__UsageTotals *full_usage_totals(void)
 	u.cached_tokens = 30;
 	u.reasoning_tokens = (uint64_t)INT64_MAX + 5;
 	u.cost_usd = -1.5e300;
+	u.responses = 4;
+	return &u;
+}
+
+static Convstore__V1__UsageCounter *full_usage_counter(void)
+{
+	static Convstore__V1__UsageCounter u;
+	convstore__v1__usage_counter__init(&u);
+	u.input_tokens = 1000;
+	u.output_tokens = 200;
+	u.cached_tokens = 30;
+	u.reasoning_tokens = (uint64_t)INT64_MAX + 5;
+	u.cost_nanos = INT64_MIN;
 	u.responses = 4;
 	return &u;
 }
@@ -764,8 +790,10 @@ static Convstore__V1__Head *full_head(void)
 	h.pending_tool_calls = pendingp;
 	full_pending(&pending[0], "call_1");
 	full_pending(&pending[1], "call_2");
-	h.usage = full_usage_totals();
+	h.usage = full_usage_counter();
 	h.counts = full_counts();
+	h.first_version = 3;
+	h.retention = full_retention();
 	return &h;
 }
 
@@ -924,9 +952,77 @@ static void test_round_trip_store_proto(void)
 	ROUND_TRIP(full_pending(&p, "call_1"));
 	ROUND_TRIP(full_counts());
 	ROUND_TRIP(full_usage_totals());
+	ROUND_TRIP(full_usage_counter());
 	ROUND_TRIP(full_parent());
 	ROUND_TRIP(full_head());
 	ROUND_TRIP(full_head()->metadata[0]);
+}
+
+/* The view messages, and CS_JSON_NULL_OPTIONAL: an unset `x_opt` member is written as null
+ * (the messages view's "content": null), a set one as its value, other fields as before. */
+static void test_round_trip_view_proto(void)
+{
+	Convstore__V1__ChatFunction fn = CONVSTORE__V1__CHAT_FUNCTION__INIT;
+	Convstore__V1__ChatToolCall call = CONVSTORE__V1__CHAT_TOOL_CALL__INIT;
+	Convstore__V1__ChatToolCall *calls[] = {&call};
+	Convstore__V1__ChatMessage m[2] = {CONVSTORE__V1__CHAT_MESSAGE__INIT,
+					   CONVSTORE__V1__CHAT_MESSAGE__INIT};
+	Convstore__V1__ChatMessage *mp[] = {&m[0], &m[1]};
+	Convstore__V1__ChatTranscript t = CONVSTORE__V1__CHAT_TRANSCRIPT__INIT;
+	fn.name = S("get_user");
+	fn.arguments = S("{\"id\":1}");
+	call.id = S("call_1");
+	call.type = S("function");
+	call.function = &fn;
+	m[0].role = S("assistant");
+	m[0].n_tool_calls = 1;
+	m[0].tool_calls = calls;
+	m[1].role = S("tool");
+	m[1].content_opt_case = CONVSTORE__V1__CHAT_MESSAGE__CONTENT_OPT_CONTENT;
+	m[1].content = S("");
+	m[1].tool_call_id = S("call_1");
+	t.n_messages = 2;
+	t.messages = mp;
+	ROUND_TRIP_PART(&t);
+	char *text = cs_json_encode_text(&t.base, CS_JSON_NULL_OPTIONAL, NULL);
+	CHECK_STR_EQ(text,
+		     "{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
+		     "\"tool_calls\":[{\"id\":\"call_1\",\"type\":\"function\","
+		     "\"function\":{\"name\":\"get_user\",\"arguments\":\"{\\\"id\\\":1}\"}}]},"
+		     "{\"role\":\"tool\",\"content\":\"\",\"tool_call_id\":\"call_1\"}]}");
+	free(text);
+	EXPECT_JSON(&m[0], "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"call_1\","
+			   "\"type\":\"function\",\"function\":{\"name\":\"get_user\","
+			   "\"arguments\":\"{\\\"id\\\":1}\"}}]}");
+
+	Convstore__V1__ConversationList list = CONVSTORE__V1__CONVERSATION_LIST__INIT;
+	text = cs_json_encode_text(&list.base, CS_JSON_NULL_OPTIONAL, NULL);
+	CHECK_STR_EQ(text, "{\"next_cursor\":null}");
+	free(text);
+	list.next_cursor_opt_case = CONVSTORE__V1__CONVERSATION_LIST__NEXT_CURSOR_OPT_NEXT_CURSOR;
+	list.next_cursor = S("abc");
+	ROUND_TRIP_PART(&list);
+
+	Convstore__V1__ConversationState st = CONVSTORE__V1__CONVERSATION_STATE__INIT;
+	Convstore__V1__TranscriptMessage tm = CONVSTORE__V1__TRANSCRIPT_MESSAGE__INIT;
+	Convstore__V1__TranscriptMessage *tmp[] = {&tm};
+	Convstore__V1__PendingToolCall p;
+	Convstore__V1__PendingToolCall *pp[] = {full_pending(&p, "call_9")};
+	tm.version = 2;
+	tm.role = S("user");
+	tm.content_opt_case = CONVSTORE__V1__TRANSCRIPT_MESSAGE__CONTENT_OPT_CONTENT;
+	tm.content = S("hi");
+	st.id = S("c1");
+	st.version = 9;
+	st.status = S("active");
+	st.parent = full_parent();
+	st.n_messages = 1;
+	st.messages = tmp;
+	st.n_pending_tool_calls = 1;
+	st.pending_tool_calls = pp;
+	st.usage = full_usage_totals();
+	st.counts = full_counts();
+	ROUND_TRIP_PART(&st);
 }
 
 static void test_round_trip_scalars(void)
@@ -1864,6 +1960,7 @@ int main(void)
 	CHECK_RUN(test_round_trip_event_proto);
 	CHECK_RUN(test_round_trip_api_proto);
 	CHECK_RUN(test_round_trip_store_proto);
+	CHECK_RUN(test_round_trip_view_proto);
 	CHECK_RUN(test_round_trip_scalars);
 	CHECK_RUN(test_camel_case_input);
 	CHECK_RUN(test_event_text);

@@ -926,7 +926,7 @@ static void test_head(void)
 		CHECK_EQ_UINT(h->usage->output_tokens, 30);
 		CHECK_EQ_UINT(h->usage->cached_tokens, 5);
 		CHECK_EQ_UINT(h->usage->reasoning_tokens, 10);
-		CHECK(h->usage->cost_usd == 0.375);
+		CHECK_EQ_INT(h->usage->cost_nanos, 375000000);
 		CHECK_EQ_UINT(h->usage->responses, 2);
 	}
 	if (CHECK(h->created_at && h->updated_at)) {

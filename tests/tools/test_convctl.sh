@@ -22,7 +22,7 @@ grep -q "convctl: $dir/none: open: No such file or directory" "$dir/err" ||
 
 out=$("$convctl" --data "$dir/s" init)
 expect "init exit" $? 0
-expect "init text" "$out" "store ready (format 1)"
+expect "init text" "$out" "store ready (format 2)"
 out=$("$convctl" --data "$dir/s" init)
 expect "second init exit" $? 0
 

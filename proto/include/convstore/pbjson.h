@@ -68,16 +68,26 @@
  */
 int cs_json_encode(json_t **out, const ProtobufCMessage *msg, cs_error *err);
 
+/* Flags for cs_json_encode_flags() and cs_json_encode_text(). */
+enum {
+	/* Write an unset optional field (the one member of a oneof, `oneof x_opt { T x = N; }`) as
+	 * JSON null instead of leaving it out: `"content": null`, `"next_cursor": null`. */
+	CS_JSON_NULL_OPTIONAL = 1u << 0,
+};
+
+/** cs_json_encode() with CS_JSON_* @flags. */
+int cs_json_encode_flags(json_t **out, const ProtobufCMessage *msg, unsigned flags, cs_error *err);
+
 /**
  * Encode @msg as compact JSON text.
  *
  * @param[in]  msg          as for cs_json_encode()
- * @param[in]  flags_unused reserved, pass 0
+ * @param[in]  flags        CS_JSON_* flags, or 0
  * @param[out] err          optional
  * @return NUL-terminated text from malloc, owned by the caller (free()); NULL on failure with
  *         @err filled as for cs_json_encode().
  */
-char *cs_json_encode_text(const ProtobufCMessage *msg, size_t flags_unused, cs_error *err);
+char *cs_json_encode_text(const ProtobufCMessage *msg, unsigned flags, cs_error *err);
 
 /**
  * Decode @in into a new message of type @desc.

@@ -39,12 +39,13 @@
 #include "convstore/error.h"
 #include "convstore/v1/event.pb-c.h"
 #include "convstore/v1/store.pb-c.h"
+#include "convstore/v1/view.pb-c.h"
 
 typedef struct cs_store cs_store;
 
 /* The on-disk layout version this library writes and reads. A store with another version is
  * refused by cs_store_open() with CS_ECORRUPT ("format version N, expected M"). */
-#define CS_STORE_FORMAT_VERSION 1
+#define CS_STORE_FORMAT_VERSION 2
 
 /* Default limits (API.md). */
 #define CS_DEFAULT_MAX_EVENT_BYTES    (16u << 20)
@@ -57,6 +58,7 @@ typedef struct cs_store cs_store;
 #define CS_MAX_PENDING_CALLS	      1024   /* calls of one conversation waiting for results */
 #define CS_FEED_SCAN_MAX	      10000u /* records one feed read looks at */
 #define CS_MAX_EVENT_BYTES_LIMIT      (256u << 20) /* the largest max_event_bytes accepted */
+#define CS_MAX_COST_USD		      1e6	   /* model_response.cost_usd: 0 ..this */
 
 typedef struct cs_store_options {
 	const char *path;	   /* folder; created (mode 0700) when missing */
@@ -69,7 +71,12 @@ typedef struct cs_store_options {
 	size_t max_request_events; /* events in one append; 0: CS_DEFAULT_MAX_REQUEST_EVENTS */
 	size_t max_batch_events;   /* group commit: events in one transaction; 0: 65,536 */
 	unsigned max_readers;	   /* LMDB reader slots; 0: 510 */
+	unsigned snapshot_every;   /* snapshot a conversation's folded state every this many
+				      events; 0: CS_DEFAULT_SNAPSHOT_EVERY; UINT_MAX: never */
 } cs_store_options;
+
+/* Snapshots: state at any version folds at most this many events after one snapshot. */
+#define CS_DEFAULT_SNAPSHOT_EVERY 128u
 
 #define CS_STORE_OPTIONS_INIT                                                                      \
 	{                                                                                          \
@@ -210,6 +217,162 @@ typedef struct cs_verify_report {
  *         them, err describes the first with its position); CS_EIO, CS_ENOMEM.
  */
 int cs_store_verify(cs_verify_report *out, cs_store *store, cs_error *err);
+
+/* ==== Conversations: the operations whose events the server writes ========================
+ *
+ * These go through the same group commit as cs_store_append() and give the same
+ * cs_append_result. The events they write (conversation_created, _forked, _updated, _deleted)
+ * are the stream's own: they have versions, appear in the feed and are folded like any other.
+ */
+
+/**
+ * Create conversation @conversation_id with a conversation_created event at version 1.
+ * @spec gives title, metadata and retention (NULL: none).
+ * @return CS_OK; CS_ECONFLICT (it exists); CS_EGONE (erased; its tombstone stays until purged);
+ *         CS_EINVAL (bad id, title or metadata); as cs_store_append() otherwise.
+ */
+int cs_store_create(cs_append_result *out, cs_store *store, const char *tenant,
+		    const char *conversation_id, const Convstore__V1__ConversationCreated *spec,
+		    cs_error *err);
+
+/**
+ * Record a conversation_updated event: a title (when title_opt is set), metadata merged into
+ * the existing pairs (a key set to "" is removed), status "active" or "archived" (empty:
+ * unchanged), retention (when set: replaces the policy).
+ * @return CS_OK; CS_ENOTFOUND; CS_EGONE; CS_ECONFLICT (@expected_version given and not met);
+ *         CS_EINVAL (bad status, metadata...).
+ */
+int cs_store_update(cs_append_result *out, cs_store *store, const char *tenant,
+		    const char *conversation_id, int64_t expected_version,
+		    const Convstore__V1__ConversationUpdated *spec, cs_error *err);
+
+/**
+ * Fork @parent_id at its version @at_version (1 <= at_version <= its version) into the new
+ * conversation @fork_id, without copying events: the fork's versions 1..at_version are the
+ * parent's (read through the parent), and its own begin with a conversation_forked event at
+ * at_version + 1. Forks of forks work. spec->parent_id and parent_version are set by the store
+ * (the caller's values are ignored); title, metadata and retention come from @spec (NULL: none).
+ * @return CS_OK; CS_ENOTFOUND (no parent); CS_EINVAL (at_version out of range, bad id);
+ *         CS_ECONFLICT (@fork_id exists); CS_EGONE (@fork_id is a tombstone, or the parent's
+ *         events up to at_version were removed by retention).
+ */
+int cs_store_fork(cs_append_result *out, cs_store *store, const char *tenant, const char *parent_id,
+		  uint64_t at_version, const char *fork_id,
+		  const Convstore__V1__ConversationForked *spec, cs_error *err);
+
+/**
+ * The conversations forked from @conversation_id (direct children), ordered by id.
+ * @out is owned by the caller (protobuf_c_message_free_unpacked). CS_ENOTFOUND.
+ */
+int cs_store_forks(Convstore__V1__ForkList **out, cs_store *store, const char *tenant,
+		   const char *conversation_id, cs_error *err);
+
+/**
+ * Erase a conversation (GDPR): its events, index, head, snapshots, transcript, list entry and
+ * its share of the usage rollups are physically removed in one transaction, a tombstone keeps
+ * the id from being reused, and a content-free conversation_deleted event (position only, no
+ * version) goes to the global feed so followers erase too. With @purge the tombstone is removed
+ * as well (and purging an id that is only a tombstone just removes it).
+ * @param[out] out  optional: last_position is the conversation_deleted event's position
+ * @return CS_OK; CS_ENOTFOUND (neither a conversation nor a tombstone); CS_EGONE (already
+ *         erased and !purge); CS_ECONFLICT (forks still depend on it: erase them first).
+ */
+int cs_store_erase(cs_append_result *out, cs_store *store, const char *tenant,
+		   const char *conversation_id, bool purge, cs_error *err);
+
+/* ==== Read views (the "Q" of CQRS) ======================================================== */
+
+/**
+ * The state view of a conversation: the fold of its events (one reducer), with the transcript.
+ * @at_version 0: now; N: as it was right after version N (time travel; folds at most
+ * options.snapshot_every events after loading one snapshot).
+ * @out is owned by the caller (protobuf_c_message_free_unpacked).
+ * @return CS_OK; CS_ENOTFOUND (no such conversation, or erased); CS_EINVAL (@at_version beyond
+ *         the current version); CS_EGONE (@at_version is older than retention kept).
+ */
+int cs_store_state(Convstore__V1__ConversationState **out, cs_store *store, const char *tenant,
+		   const char *conversation_id, uint64_t at_version, cs_error *err);
+
+/**
+ * The messages view: the transcript in OpenAI chat-completions form (API.md), now or
+ * @at_version. Errors as cs_store_state().
+ */
+int cs_store_messages(Convstore__V1__ChatTranscript **out, cs_store *store, const char *tenant,
+		      const char *conversation_id, uint64_t at_version, cs_error *err);
+
+#define CS_LIST_LIMIT_MAX 1000u
+#define CS_LIST_SCAN_MAX  10000u /* list entries one page looks at (filters may skip them) */
+#define CS_CURSOR_MAX	  128	 /* a cursor's length with its NUL */
+
+typedef struct cs_list_query {
+	size_t limit;	       /* 1..CS_LIST_LIMIT_MAX; 0: 100 */
+	const char *cursor;    /* NULL or "": the first page; else a next_cursor returned before */
+	const char *status;    /* NULL: any; "active" or "archived" */
+	int64_t updated_after; /* unix seconds; only conversations updated strictly later; 0: any */
+	const char *const *meta_keys; /* metadata KEY=VALUE filters, all must match */
+	const char *const *meta_values;
+	size_t n_meta;
+} cs_list_query;
+
+/**
+ * List a tenant's conversations, newest first (by the position of each one's last event), as
+ * summaries (the state view without messages and pending_tool_calls). Paged by an opaque
+ * URL-safe cursor that stays correct while appends happen between pages: every conversation
+ * that existed when the first page was read and still exists is listed exactly once, in the
+ * order of that moment. A page looks at no more than CS_LIST_SCAN_MAX entries, so a selective
+ * filter can give a short (even empty) page with a next_cursor.
+ * @out owned by the caller; next_cursor_opt unset at the end.
+ * @return CS_OK; CS_EINVAL (bad cursor, limit or status).
+ */
+int cs_store_list(Convstore__V1__ConversationList **out, cs_store *store, const char *tenant,
+		  const cs_list_query *q, cs_error *err);
+
+enum cs_usage_group {
+	CS_USAGE_BY_MODEL = 0,
+	CS_USAGE_BY_CONVERSATION,
+	CS_USAGE_BY_DAY,
+	CS_USAGE_TOTAL, /* one row, key "total" */
+};
+
+typedef struct cs_usage_query {
+	enum cs_usage_group group_by;
+	int64_t from_day; /* days since 1970-01-01 UTC, inclusive; INT64_MIN: no bound */
+	int64_t to_day;	  /* inclusive; INT64_MAX: no bound */
+} cs_usage_query;
+
+/**
+ * Token and cost totals of @tenant's model_response events (the UTC day is the event's
+ * recorded_at), maintained inline and exact (cost summed in nano-dollars). Rows are ordered by
+ * key. Erase and retention remove the share of the events they remove.
+ * @return CS_OK; CS_EINVAL (bad group or range).
+ */
+int cs_store_usage(Convstore__V1__UsageReport **out, cs_store *store, const char *tenant,
+		   const cs_usage_query *q, cs_error *err);
+
+/* ==== Retention, rebuild ================================================================= */
+
+/**
+ * Apply every conversation's retention policy now (@now_seconds: the clock to judge max_age by;
+ * 0: the real clock): remove events beyond max_events or older than max_age, keeping a
+ * snapshot at the truncation point so the state stays whole. The server calls it periodically;
+ * appends only enforce max_events when they cross it.
+ * @param[out] removed  optional: events removed
+ */
+int cs_store_retention_sweep(uint64_t *removed, cs_store *store, int64_t now_seconds,
+			     cs_error *err);
+
+typedef struct cs_rebuild_report {
+	uint64_t conversations; /* heads rebuilt */
+	uint64_t events;	/* events folded */
+	uint64_t differences;	/* derived records that differed from the inline views */
+} cs_rebuild_report;
+
+/**
+ * Rebuild every projection (heads, transcripts, snapshots, the list index, usage rollups,
+ * fork links) from the events, in one write transaction, and count how many records differed
+ * from what the appends had maintained inline (0 on a healthy store).
+ */
+int cs_store_rebuild(cs_rebuild_report *out, cs_store *store, cs_error *err);
 
 /** Generate a random UUID v4 in @out (37 bytes with the NUL). */
 int cs_uuid_v4(char out[37], cs_error *err);
