@@ -156,4 +156,67 @@ static inline void raw_position_key(unsigned char key[8], uint64_t pos)
 	}
 }
 
+/* Called on every record of every named database by raw_walk_all(); non-zero stops the walk. */
+typedef int (*raw_visit_fn)(const char *db, const MDB_val *key, const MDB_val *val, void *arg);
+
+static inline int raw_walk_db(MDB_txn *txn, MDB_dbi dbi, const char *db, raw_visit_fn fn, void *arg)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return rc;
+	MDB_val k, v;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		if ((rc = fn(db, &k, &v, arg)))
+			break;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * Walk every record of every named database of the environment in @path (read-only; the store
+ * must be closed): the main database lists the named ones, so databases added later are walked
+ * too. Databases are visited in name order, records in key order.
+ */
+static inline int raw_walk_all(const char *path, raw_visit_fn fn, void *arg)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_dbi main_dbi;
+	int rc = mdb_env_create(&env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(env, 64);
+	if ((rc = mdb_env_open(env, path, MDB_RDONLY, 0600)) ||
+	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) ||
+	    (rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) ||
+	    (rc = mdb_cursor_open(txn, main_dbi, &cur)))
+		goto out;
+	MDB_val k, v;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char name[512];
+		MDB_dbi dbi;
+		if (k.mv_size >= sizeof name)
+			continue;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		if (mdb_dbi_open(txn, name, 0, &dbi) != 0)
+			continue; /* a plain record of the main database, not a named one */
+		if ((rc = raw_walk_db(txn, dbi, name, fn, arg)))
+			break;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
 #endif
