@@ -363,6 +363,12 @@ void cs_counter_add(Convstore__V1__UsageCounter *c, const Convstore__V1__ModelRe
 int cs_retain_sync(MDB_txn *txn, cs_store *s, const cs_key *stream, const Convstore__V1__Head *h,
 		   cs_error *err);
 
+/* ---- state.c ----------------------------------------------------------------------------- */
+
+/* @h in the state view's shape, without transcript and pending calls (a list item). */
+int cs_summary_of(Convstore__V1__ConversationState **out, const Convstore__V1__Head *h,
+		  cs_error *err);
+
 /* ---- store.c ----------------------------------------------------------------------------- */
 
 struct cs_store {

@@ -7,22 +7,6 @@
 
 #define NOT_YET(name) cs_error_set(err, CS_EINVAL, name ": not implemented yet")
 
-int cs_store_state(Convstore__V1__ConversationState **out, cs_store *store, const char *tenant,
-		   const char *conversation_id, uint64_t at_version, cs_error *err)
-{
-	(void)store, (void)tenant, (void)conversation_id, (void)at_version;
-	*out = NULL;
-	return NOT_YET("cs_store_state");
-}
-
-int cs_store_messages(Convstore__V1__ChatTranscript **out, cs_store *store, const char *tenant,
-		      const char *conversation_id, uint64_t at_version, cs_error *err)
-{
-	(void)store, (void)tenant, (void)conversation_id, (void)at_version;
-	*out = NULL;
-	return NOT_YET("cs_store_messages");
-}
-
 int cs_store_list(Convstore__V1__ConversationList **out, cs_store *store, const char *tenant,
 		  const cs_list_query *q, cs_error *err)
 {
