@@ -83,8 +83,9 @@ static int metadata_view(State *st, const Head *h)
 	if (!st->metadata)
 		return CS_ENOMEM;
 	for (size_t i = 0; i < h->n_metadata; i++) {
-		st->metadata[i] = (void *)convert(
-		    &h->metadata[i]->base, &convstore__v1__conversation_state__metadata_entry__descriptor);
+		st->metadata[i] =
+		    (void *)convert(&h->metadata[i]->base,
+				    &convstore__v1__conversation_state__metadata_entry__descriptor);
 		if (!st->metadata[i])
 			return CS_ENOMEM;
 		st->n_metadata++;
@@ -163,8 +164,8 @@ static const char *call_arguments(const Event *ev, const char *id)
 	return "";
 }
 
-static int pending_view(State *st, cs_store *s, MDB_txn *txn, const cs_history *hist,
-			const Head *h, cs_error *err)
+static int pending_view(State *st, cs_store *s, MDB_txn *txn, const cs_history *hist, const Head *h,
+			cs_error *err)
 {
 	if (!h->n_pending_tool_calls)
 		return CS_OK;
@@ -214,8 +215,10 @@ static int build_view(State **out, cs_store *s, MDB_txn *txn, const Head *now, u
 	State *st = NULL;
 	cs_history hist;
 	rc = summary_of(&st, h, err);
-	if (!rc && kind == VIEW_STATE)
-		rc = cs_history_open(&hist, s, txn, h, err);
+	if (!rc)
+		rc = cs_history_open(&hist, s, txn, now, err);
+	if (!rc && hist.seg[0].held > 1) /* the oldest version the history still holds */
+		st->first_version = hist.seg[0].held;
 	if (!rc && kind == VIEW_STATE)
 		rc = cs_history_walk(s, txn, &hist, 1, h->version, add_entry, st, err);
 	if (!rc && kind == VIEW_STATE)
