@@ -277,8 +277,10 @@ static int fill_page(Convstore__V1__ConversationList *page, lister *l, size_t li
 	int rc;
 	*stop = 0;
 	while (page->n_conversations < limit && scanned < CS_LIST_SCAN_MAX) {
-		if ((rc = next_place(&pl, l, err)) || pl.order == 0)
+		if ((rc = next_place(&pl, l, err)) || pl.order == 0) {
+			*stop = 0; /* the end: no next page */
 			return rc;
+		}
 		scanned++;
 		*stop = pl.order;
 		cs_key stream;
