@@ -10,6 +10,7 @@
  *    stores that snapshot every 1, 2, 7 and 128 events as in a store that never snapshots (a
  *    fresh fold of events 1..N), and agree with the events themselves (version, last position,
  *    updated_at); also for a conversation of 1,100 events crossing many snapshot boundaries;
+ *  - cs_store_summary() at every version is the state without messages and pending calls;
  *  - at_version 0 is now, beyond the version is CS_EINVAL, an unknown conversation CS_ENOTFOUND;
  *  - the messages view in the exact shape of API.md (content null for a tool-only assistant turn,
  *    tool_calls of type "function", tool messages with tool_call_id, name and content, an empty
@@ -347,6 +348,11 @@ static void test_errors(void)
 	/* another tenant's conversation of the same id does not exist for this one */
 	CHECK_EQ_INT(cs_store_state(&st, S, "t2", HB, 0, &err), CS_ENOTFOUND);
 	CHECK_EQ_INT(cs_store_messages(&tr, S, "t2", HB, 0, &err), CS_ENOTFOUND);
+	CHECK_EQ_INT(cs_store_summary(&st, S, T, HB, 14, &err), CS_EINVAL);
+	CHECK(st == NULL);
+	CHECK_EQ_INT(cs_store_summary(&st, S, T, "nobody", 0, &err), CS_ENOTFOUND);
+	CHECK(vw_summary_matches(S, T, HB, 0));
+	CHECK(vw_summary_matches(S, T, HB, 4));
 
 	/* at_version 0 is now, byte for byte with the timestamps */
 	size_t la = 0, lb = 0;
@@ -570,10 +576,12 @@ static size_t compare_every_version(cs_store *ref, cs_store *const *stores, size
 	size_t bad = 0;
 	for (uint64_t v = 1; v <= last && bad < 5; v++) {
 		bool ok = agrees_with_events(ref, conv, v, &events);
+		ok &= vw_summary_matches(ref, T, conv, v);
 		int rc;
 		json_t *want = vw_messages_json(ref, T, conv, v, &rc);
 		for (size_t k = 0; k < n_stores; k++) {
 			ok &= vw_same_state(stores[k], ref, T, conv, v, false);
+			ok &= vw_summary_matches(stores[k], T, conv, v);
 			json_t *got = vw_messages_json(stores[k], T, conv, v, &rc);
 			ok &= vw_json_equal(got, want, "messages view");
 			json_decref(got);

@@ -270,6 +270,47 @@ static inline bool vw_same_state(cs_store *got, cs_store *want, const char *tena
 }
 
 /*
+ * Whether cs_store_summary() at @at is exactly cs_store_state() at @at without messages and
+ * pending_tool_calls (packed bytes, timestamps included); prints the difference when not.
+ */
+static inline bool vw_summary_matches(cs_store *s, const char *tenant, const char *conv,
+				      uint64_t at)
+{
+	int rc;
+	Convstore__V1__ConversationState *st = vw_state(s, tenant, conv, at, &rc), *sum = NULL;
+	cs_error err = CS_ERROR_INIT;
+	rc = cs_store_summary(&sum, s, tenant, conv, at, &err);
+	bool same = false;
+	if (st && rc == CS_OK) {
+		Convstore__V1__ConversationState copy = *st;
+		copy.n_messages = copy.n_pending_tool_calls = 0;
+		size_t la = convstore__v1__conversation_state__get_packed_size(sum);
+		size_t lb = convstore__v1__conversation_state__get_packed_size(&copy);
+		uint8_t *a = malloc(la + 1), *b = malloc(lb + 1);
+		same = a && b && la == lb &&
+		       convstore__v1__conversation_state__pack(sum, a) == la &&
+		       convstore__v1__conversation_state__pack(&copy, b) == lb &&
+		       memcmp(a, b, la) == 0;
+		if (!same) {
+			char *ta = vw_json_text(sum), *tb = vw_json_text(&copy);
+			fprintf(stderr, "  summary %s/%s at %llu differs from the state\n", tenant,
+				conv, (unsigned long long)at);
+			vw_show_diff(ta, tb);
+			free(ta);
+			free(tb);
+		}
+		free(a);
+		free(b);
+	} else if (rc != CS_OK) {
+		fprintf(stderr, "  summary %s/%s at %llu: rc %d: %s\n", tenant, conv,
+			(unsigned long long)at, rc, err.msg);
+	}
+	vw_free(st);
+	vw_free(sum);
+	return same;
+}
+
+/*
  * The messages view at @at as the JSON array API.md shows (encoded with CS_JSON_NULL_OPTIONAL),
  * a new reference (json_decref); NULL with *rc set when it cannot be read.
  */
