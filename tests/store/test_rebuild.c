@@ -216,6 +216,41 @@ static void test_rebuild_healthy(void)
 	CHECK_EQ_UINT(rb.differences, 0);
 }
 
+/* The record damaged last, to put back when rebuild did not repair it (so that one failure
+ * does not spill into the next case). */
+static struct {
+	char db[16];
+	void *key, *val;
+	size_t key_len, val_len;
+} saved;
+
+static void save_original(const char *db, const void *key, size_t key_len, const void *val,
+			  size_t val_len)
+{
+	free(saved.key);
+	free(saved.val);
+	snprintf(saved.db, sizeof saved.db, "%s", db);
+	saved.key = malloc(key_len);
+	saved.val = malloc(val_len);
+	if (!saved.key || !saved.val)
+		exit(1);
+	memcpy(saved.key, key, key_len);
+	memcpy(saved.val, val, val_len);
+	saved.key_len = key_len;
+	saved.val_len = val_len;
+}
+
+static void restore_original(void)
+{
+	cs_store_close(S);
+	S = NULL;
+	if (raw_put(path, saved.db, false, saved.key, saved.key_len, saved.val, saved.val_len))
+		fprintf(stderr, "  could not put the original record back\n");
+	cs_error err = CS_ERROR_INIT;
+	if (vw_open(&S, path, 4, &err) != CS_OK)
+		exit(1);
+}
+
 /* Verify finds the damage (naming @name), rebuild repairs it, and the dump is healthy again. */
 static void detect_and_repair(const char *what, const char *name)
 {
@@ -237,8 +272,10 @@ static void detect_and_repair(const char *what, const char *name)
 	CHECK_EQ_UINT(rep.problems, 0);
 	dump after;
 	CHECK(take_dump(&after));
-	if (!CHECK(same_dump(&after, &healthy)))
+	if (!CHECK(same_dump(&after, &healthy))) {
 		fprintf(stderr, "  %s: not repaired byte for byte\n", what);
+		restore_original();
+	}
 	dump_free(&after);
 }
 
@@ -259,6 +296,7 @@ static bool forge(const char *db, const void *key, size_t key_len,
 	bool ok = raw_get(path, db, key, key_len, &val, &len) == 0 &&
 		  cs_record_unpack(&msg, desc, val, len, 1u << 24, "forge", &err) == CS_OK;
 	if (ok) {
+		save_original(db, key, key_len, val, len);
 		edit(msg);
 		ok = cs_record_pack(&rec, &rec_len, msg, &err) == CS_OK &&
 		     raw_put(path, db, false, key, key_len, rec, rec_len) == 0;
@@ -283,6 +321,7 @@ static bool damage(const char *db, const void *key, size_t key_len, size_t flip,
 	size_t len = 0;
 	bool ok = raw_get(path, db, key, key_len, &val, &len) == 0 && flip < len;
 	if (ok) {
+		save_original(db, key, key_len, val, len);
 		((unsigned char *)val)[flip] ^= 0x20;
 		ok = raw_put(path, db, false, key, key_len, val, keep < len ? keep : len) == 0;
 	}
@@ -411,6 +450,8 @@ int main(void)
 	CHECK_RUN(test_forged_usage);
 	cs_store_close(S);
 	dump_free(&healthy);
+	free(saved.key);
+	free(saved.val);
 	ev_arena_free(&A);
 	fx_rmrf(dir);
 	return check_finish();
