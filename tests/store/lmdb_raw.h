@@ -19,19 +19,29 @@
  * main database; with @create it is created when missing. */
 typedef int (*raw_txn_fn)(MDB_txn *txn, MDB_dbi dbi, void *arg);
 
+/* Open the environment in @path and begin one transaction; on failure *env may still need
+ * mdb_env_close() (it is NULL when not created). */
+static inline int raw_begin(MDB_env **env, MDB_txn **txn, const char *path, bool write)
+{
+	*env = NULL;
+	*txn = NULL;
+	int rc = mdb_env_create(env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(*env, 64);
+	if ((rc = mdb_env_open(*env, path, write ? 0 : MDB_RDONLY, 0600)))
+		return rc;
+	return mdb_txn_begin(*env, NULL, write ? 0 : MDB_RDONLY, txn);
+}
+
 static inline int raw_with_db(const char *path, const char *db, bool create, bool write,
 			      raw_txn_fn fn, void *arg)
 {
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
 	MDB_dbi dbi;
-	int rc = mdb_env_create(&env);
+	int rc = raw_begin(&env, &txn, path, write);
 	if (rc)
-		return rc;
-	mdb_env_set_maxdbs(env, 16);
-	if ((rc = mdb_env_open(env, path, write ? 0 : MDB_RDONLY, 0600)))
-		goto out;
-	if ((rc = mdb_txn_begin(env, NULL, write ? 0 : MDB_RDONLY, &txn)))
 		goto out;
 	if ((rc = mdb_dbi_open(txn, db, create ? MDB_CREATE : 0, &dbi)))
 		goto out;
@@ -185,12 +195,8 @@ static inline int raw_walk_all(const char *path, raw_visit_fn fn, void *arg)
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_dbi main_dbi;
-	int rc = mdb_env_create(&env);
-	if (rc)
-		return rc;
-	mdb_env_set_maxdbs(env, 64);
-	if ((rc = mdb_env_open(env, path, MDB_RDONLY, 0600)) ||
-	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) ||
+	int rc;
+	if ((rc = raw_begin(&env, &txn, path, false)) ||
 	    (rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) ||
 	    (rc = mdb_cursor_open(txn, main_dbi, &cur)))
 		goto out;

@@ -40,16 +40,6 @@ static uint8_t *keep_stream[3], *keep_state[3];
 static size_t keep_stream_len[3], keep_state_len[3];
 static const char *const keeps[3][2] = {{T, "keep1"}, {T, "keep2"}, {"t2", "victim"}};
 
-static void reopen(void)
-{
-	cs_store_close(S);
-	cs_error err = CS_ERROR_INIT;
-	if (vw_open(&S, path, 4, &err) != CS_OK) {
-		fprintf(stderr, "reopen: %s\n", err.msg);
-		exit(1);
-	}
-}
-
 /* ---- the raw scan ------------------------------------------------------------------------ */
 
 typedef struct scan {
@@ -184,16 +174,13 @@ static void test_setup(void)
 		CHECK(keep_stream[k] && keep_state[k]);
 	}
 	/* the scan finds both markers before the erase */
-	cs_store_close(S);
-	S = NULL;
+	vw_reopen(&S, NULL, 0);
 	char where[128];
 	size_t hits = raw_hits(MARKER, where, sizeof where);
 	CHECK(hits > 0 && hits != SIZE_MAX);
 	CHECK(raw_hits(OTHER, where, sizeof where) > 0);
 	CHECK_STR_CONTAINS(where, "inflated");
-	cs_error err = CS_ERROR_INIT;
-	if (vw_open(&S, path, 4, &err) != CS_OK)
-		exit(1);
+	vw_reopen(&S, path, 4);
 }
 
 static void test_erase(void)
@@ -333,8 +320,7 @@ static void test_others_untouched(void)
 
 static void test_raw_bytes_gone(void)
 {
-	cs_store_close(S);
-	S = NULL;
+	vw_reopen(&S, NULL, 0);
 	char where[128] = "";
 	size_t hits = raw_hits(MARKER, where, sizeof where);
 	if (!CHECK_EQ_UINT(hits, 0))
@@ -362,7 +348,7 @@ static void test_raw_bytes_gone(void)
 								     : "no longer holds");
 		free(buf);
 	}
-	reopen();
+	vw_reopen(&S, path, 4);
 }
 
 /* An operation on the erased id that must be refused with @code, storing nothing. */

@@ -93,15 +93,10 @@ static int dump_record(const char *db, const MDB_val *k, const MDB_val *v, void 
 /* Dump the derived databases of the store (closing it first, reopening after). */
 static bool take_dump(dump *out)
 {
-	cs_store_close(S);
-	S = NULL;
+	vw_reopen(&S, NULL, 0);
 	memset(out, 0, sizeof *out);
 	int rc = raw_walk_all(path, dump_record, out);
-	cs_error err = CS_ERROR_INIT;
-	if (vw_open(&S, path, 4, &err) != CS_OK) {
-		fprintf(stderr, "reopen: %s\n", err.msg);
-		exit(1);
-	}
+	vw_reopen(&S, path, 4);
 	return rc == 0;
 }
 
@@ -242,13 +237,10 @@ static void save_original(const char *db, const void *key, size_t key_len, const
 
 static void restore_original(void)
 {
-	cs_store_close(S);
-	S = NULL;
+	vw_reopen(&S, NULL, 0);
 	if (raw_put(path, saved.db, false, saved.key, saved.key_len, saved.val, saved.val_len))
 		fprintf(stderr, "  could not put the original record back\n");
-	cs_error err = CS_ERROR_INIT;
-	if (vw_open(&S, path, 4, &err) != CS_OK)
-		exit(1);
+	vw_reopen(&S, path, 4);
 }
 
 /* Verify finds the damage (naming @name), rebuild repairs it, and the dump is healthy again. */
@@ -285,8 +277,7 @@ typedef void (*edit_fn)(ProtobufCMessage *msg);
 static bool forge(const char *db, const void *key, size_t key_len,
 		  const ProtobufCMessageDescriptor *desc, edit_fn edit)
 {
-	cs_store_close(S);
-	S = NULL;
+	vw_reopen(&S, NULL, 0);
 	void *val = NULL;
 	size_t len = 0;
 	ProtobufCMessage *msg = NULL;
@@ -307,16 +298,14 @@ static bool forge(const char *db, const void *key, size_t key_len,
 		protobuf_c_message_free_unpacked(msg, NULL);
 	free(rec);
 	free(val);
-	if (vw_open(&S, path, 4, &err) != CS_OK)
-		exit(1);
+	vw_reopen(&S, path, 4);
 	return ok;
 }
 
 /* Overwrite the value under @key in @db with its first @keep bytes, byte @flip xor 0x20. */
 static bool damage(const char *db, const void *key, size_t key_len, size_t flip, size_t keep)
 {
-	cs_store_close(S);
-	S = NULL;
+	vw_reopen(&S, NULL, 0);
 	void *val = NULL;
 	size_t len = 0;
 	bool ok = raw_get(path, db, key, key_len, &val, &len) == 0 && flip < len;
@@ -326,9 +315,7 @@ static bool damage(const char *db, const void *key, size_t key_len, size_t flip,
 		ok = raw_put(path, db, false, key, key_len, val, keep < len ? keep : len) == 0;
 	}
 	free(val);
-	cs_error err = CS_ERROR_INIT;
-	if (vw_open(&S, path, 4, &err) != CS_OK)
-		exit(1);
+	vw_reopen(&S, path, 4);
 	return ok;
 }
 
@@ -401,12 +388,9 @@ static first_key find_key(const char *conv)
 	cs_key stream;
 	cs_key_stream(&stream, T, conv ? conv : "");
 	first_key f = {conv ? stream.b : (const unsigned char *)"", conv ? stream.len : 0, NULL, 0};
-	cs_store_close(S);
-	S = NULL;
+	vw_reopen(&S, NULL, 0);
 	raw_walk_all(path, find_prefixed, &f);
-	cs_error err = CS_ERROR_INIT;
-	if (vw_open(&S, path, 4, &err) != CS_OK)
-		exit(1);
+	vw_reopen(&S, path, 4);
 	return f;
 }
 

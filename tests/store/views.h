@@ -52,6 +52,21 @@ static inline cs_store *vw_open_in(const char *dir, const char *name, unsigned s
 	return s;
 }
 
+/* Close *@s (when open) and open the store in @path again; exits 1 when it cannot. Tests that
+ * reach under the store (lmdb_raw.h) close it with @path NULL, work, then reopen it. */
+static inline void vw_reopen(cs_store **s, const char *path, unsigned snapshot_every)
+{
+	cs_store_close(*s);
+	*s = NULL;
+	if (!path)
+		return;
+	cs_error err = CS_ERROR_INIT;
+	if (vw_open(s, path, snapshot_every, &err) != CS_OK) {
+		fprintf(stderr, "reopen %s: %s\n", path, err.msg);
+		exit(1);
+	}
+}
+
 /* Free any unpacked message (NULL accepted). */
 static inline void vw_free(void *msg)
 {
