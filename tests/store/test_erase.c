@@ -210,13 +210,18 @@ static void test_reads_gone(void)
 	cs_event_page_deinit(&p);
 	Convstore__V1__ConversationState *st = NULL;
 	CHECK_EQ_INT(cs_store_state(&st, S, T, "victim", 0, &err), CS_ENOTFOUND);
+	vw_free(st);
 	CHECK_EQ_INT(cs_store_state(&st, S, T, "victim", 3, &err), CS_ENOTFOUND);
+	vw_free(st);
 	Convstore__V1__ChatTranscript *tr = NULL;
 	CHECK_EQ_INT(cs_store_messages(&tr, S, T, "victim", 0, &err), CS_ENOTFOUND);
+	vw_free(tr);
 	Convstore__V1__Head *h = NULL;
 	CHECK_EQ_INT(cs_store_head(&h, S, T, "victim", &err), CS_ENOTFOUND);
+	vw_free(h);
 	Convstore__V1__ForkList *fl = NULL;
 	CHECK_EQ_INT(cs_store_forks(&fl, S, T, "victim", &err), CS_ENOTFOUND);
+	vw_free(fl);
 }
 
 typedef struct feed_seen {

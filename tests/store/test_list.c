@@ -184,7 +184,8 @@ static void test_create_update(void)
 		CHECK_STR_EQ(p.events[0]->type, "conversation_created");
 		CHECK_STR_EQ(p.events[1]->type, "conversation_updated");
 		const Convstore__V1__ConversationUpdated *u = p.events[1]->conversation_updated;
-		if (CHECK(u)) {
+		if (CHECK_EQ_INT(p.events[1]->payload_case,
+				 CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_UPDATED)) {
 			CHECK_EQ_INT(u->title_opt_case,
 				     CONVSTORE__V1__CONVERSATION_UPDATED__TITLE_OPT_TITLE);
 			CHECK_STR_EQ(u->title, "Bye");

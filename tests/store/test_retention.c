@@ -165,7 +165,8 @@ static int64_t reference_nanos(const char *conv, uint64_t lo, uint64_t hi)
 	int64_t n = 0;
 	if (fx_read_all(&p, R, T, conv, 1000, &err) == CS_OK)
 		for (size_t i = lo - 1; i < hi && i < p.n; i++)
-			if (p.events[i]->model_response)
+			if (p.events[i]->payload_case ==
+			    CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE)
 				n += llround(p.events[i]->model_response->cost_usd * 1e9);
 	cs_event_page_deinit(&p);
 	return n;
