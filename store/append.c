@@ -23,8 +23,18 @@
 
 typedef Convstore__V1__Event Event;
 
+static void snaps_clear(cs_request *req)
+{
+	for (size_t i = 0; i < req->n_snaps; i++)
+		free(req->snaps[i].rec);
+	free(req->snaps);
+	req->snaps = NULL;
+	req->n_snaps = 0;
+}
+
 void cs_request_deinit(cs_request *req)
 {
+	snaps_clear(req);
 	if (!req->events)
 		return;
 	for (size_t i = 0; i < req->n; i++)
@@ -41,9 +51,10 @@ static int fail_at(cs_error *err, size_t index, int rc)
 }
 
 static int prepare_one(cs_prepared *p, const cs_limits *lim, const char *tenant,
-		       const char *conversation_id, const Event *src, cs_error *err)
+		       const char *conversation_id, const Event *src, bool server, cs_error *err)
 {
-	int rc = cs_event_check(src, conversation_id, err);
+	int rc =
+	    server ? cs_server_event_check(src, err) : cs_event_check(src, conversation_id, err);
 	if (rc)
 		return rc;
 	p->ev = *src;
@@ -89,11 +100,22 @@ static int check_distinct_ids(cs_request *req, cs_error *err)
 	return rc;
 }
 
+static int prepare_common(cs_request *req, const cs_limits *lim, const char *tenant,
+			  const char *conversation_id, int64_t expected_version,
+			  Event *const *events, size_t n, cs_error *err);
+
 int cs_request_prepare(cs_request *req, const cs_limits *lim, const char *tenant,
 		       const char *conversation_id, int64_t expected_version, Event *const *events,
 		       size_t n, cs_error *err)
 {
 	memset(req, 0, sizeof(*req));
+	return prepare_common(req, lim, tenant, conversation_id, expected_version, events, n, err);
+}
+
+static int prepare_common(cs_request *req, const cs_limits *lim, const char *tenant,
+			  const char *conversation_id, int64_t expected_version,
+			  Event *const *events, size_t n, cs_error *err)
+{
 	if (!tenant || !cs_id_valid(tenant))
 		return cs_error_set(err, CS_EINVAL, "tenant \"%.64s\" is not a valid id",
 				    tenant ? tenant : "");
@@ -122,7 +144,8 @@ int cs_request_prepare(cs_request *req, const cs_limits *lim, const char *tenant
 			cs_request_deinit(req);
 			return fail_at(err, i, cs_error_set(err, CS_EINVAL, "event is NULL"));
 		}
-		int rc = prepare_one(&req->events[i], lim, tenant, conversation_id, events[i], err);
+		int rc = prepare_one(&req->events[i], lim, tenant, conversation_id, events[i],
+				     req->kind != CS_REQ_APPEND, err);
 		if (rc) {
 			cs_request_deinit(req);
 			return fail_at(err, i, rc);
@@ -134,6 +157,16 @@ int cs_request_prepare(cs_request *req, const cs_limits *lim, const char *tenant
 	if (rc)
 		cs_request_deinit(req);
 	return rc;
+}
+
+int cs_request_prepare_server(cs_request *req, enum cs_request_kind kind, const cs_limits *lim,
+			      const char *tenant, const char *conversation_id,
+			      int64_t expected_version, Event *ev, cs_error *err)
+{
+	memset(req, 0, sizeof(*req));
+	req->kind = kind; /* prepare_one checks a server event by the server's rules */
+	Event *one[] = {ev};
+	return prepare_common(req, lim, tenant, conversation_id, expected_version, one, 1, err);
 }
 
 /* ---- the writer's side ------------------------------------------------------------------- */
@@ -242,6 +275,22 @@ static int check_replay(cs_batch_ctx *ctx, cs_request *req, uint64_t current, cs
 	return rc ? rc : 1;
 }
 
+/* A snapshot of @head as it is now, kept on the request until persist. */
+static int snap_take(cs_request *req, const Convstore__V1__Head *head, cs_error *err)
+{
+	cs_snap *grown = realloc(req->snaps, (req->n_snaps + 1) * sizeof(*grown));
+	if (!grown)
+		return cs_error_set(err, CS_ENOMEM, "out of memory for a snapshot");
+	req->snaps = grown;
+	cs_snap *sn = &grown[req->n_snaps];
+	int rc = cs_record_pack(&sn->rec, &sn->len, &head->base, err);
+	if (rc)
+		return rc;
+	sn->version = head->version;
+	req->n_snaps++;
+	return CS_OK;
+}
+
 /* Step 2 for each event: number it, check it against the head, fold it in. */
 static int decide(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *head, cs_error *err)
 {
@@ -258,6 +307,8 @@ static int decide(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *head,
 			return CS_OK;
 		}
 		if ((rc = cs_head_apply(head, ev, err)))
+			return rc;
+		if (cs_snapshot_due(ctx->store, ev->version) && (rc = snap_take(req, head, err)))
 			return rc;
 	}
 	return CS_OK;
@@ -282,6 +333,9 @@ static int persist_event(cs_batch_ctx *ctx, cs_request *req, cs_prepared *p, cs_
 	cs_key_version(&k, req->tenant, req->conversation_id, p->ev.version);
 	if ((rc = put(ctx, e->streams, &k, &v, 0, err)))
 		return rc;
+	/* The views that follow single events: usage rollups (model responses only). */
+	if ((rc = cs_usage_apply(ctx->txn, ctx->store, &p->ev, 1, err)))
+		return rc;
 	if (p->generated) /* no client can retry with an id it never sent */
 		return CS_OK;
 	cs_put_be64(num, p->ev.version);
@@ -289,20 +343,34 @@ static int persist_event(cs_batch_ctx *ctx, cs_request *req, cs_prepared *p, cs_
 	return put(ctx, e->idem, &k, &v, 0, err);
 }
 
-/* Step 3: the events, then the head record (already packed by the caller). */
-static int persist(cs_batch_ctx *ctx, cs_request *req, MDB_val *head_rec, const cs_key *stream,
-		   cs_error *err)
+/* Step 3: the events, the head record (already packed by the caller), and the views that
+ * follow the head: snapshots, the list entry, the retention index. */
+static int persist(cs_batch_ctx *ctx, cs_request *req, const Convstore__V1__Head *head,
+		   MDB_val *head_rec, const cs_key *stream, uint64_t old_position, cs_error *err)
 {
+	cs_store *s = ctx->store;
+	bool conversation_event = false;
 	for (size_t i = 0; i < req->n; i++) {
 		int rc = persist_event(ctx, req, &req->events[i], err);
 		if (rc)
 			return rc;
+		conversation_event |= cs_event_is_server_only(&req->events[i].ev);
 	}
 	cs_key hk;
 	cs_key_head(&hk, stream);
-	return put(ctx, ctx->store->env.streams, &hk, head_rec, 0, err);
+	int rc = put(ctx, s->env.streams, &hk, head_rec, 0, err);
+	for (size_t i = 0; i < req->n_snaps && !rc; i++) {
+		MDB_val v = {req->snaps[i].len, req->snaps[i].rec};
+		cs_key_at(&hk, stream, req->snaps[i].version);
+		rc = put(ctx, s->env.snaps, &hk, &v, 0, err);
+	}
+	if (!rc)
+		rc = cs_list_move(ctx->txn, s, req->tenant, req->conversation_id, old_position,
+				  req->events[req->n - 1].ev.position, err);
+	if (!rc && conversation_event) /* only they can change the policy */
+		rc = cs_retain_sync(ctx->txn, s, stream, head, err);
+	return rc;
 }
-
 /* Pack the folded head; one that would outgrow CS_HEAD_MAX fails the request (not the batch). */
 static int pack_head(MDB_val *out, cs_request *req, const Convstore__V1__Head *head, cs_error *err)
 {
@@ -322,11 +390,92 @@ static int pack_head(MDB_val *out, cs_request *req, const Convstore__V1__Head *h
 	return CS_OK;
 }
 
+int cs_tombstone_get(bool *out, MDB_txn *txn, cs_store *s, const cs_key *stream, cs_error *err)
+{
+	MDB_val key = {stream->len, (void *)stream->b}, val;
+	int rc = mdb_get(txn, s->env.tombs, &key, &val);
+	*out = rc == 0;
+	return rc && rc != MDB_NOTFOUND ? cs_lmdb_error(err, rc, "tombstone") : CS_OK;
+}
+
+/* The request-level checks before folding: existence by kind, tombstones, idempotency and the
+ * expected version. 1: answered (req->rc says how), 0: go on, < 0: transaction failure. */
+static int admit(cs_batch_ctx *ctx, cs_request *req, const cs_key *stream, uint64_t current,
+		 bool is_new, cs_error *err)
+{
+	const char *conv = req->conversation_id;
+	if (is_new) {
+		bool tomb;
+		int rc = cs_tombstone_get(&tomb, ctx->txn, ctx->store, stream, err);
+		if (rc)
+			return rc;
+		if (tomb) {
+			req->rc = cs_error_set(&req->err, CS_EGONE,
+					       "conversation \"%s\" was erased", conv);
+			return 1;
+		}
+		if (req->kind == CS_REQ_UPDATE) {
+			req->rc = cs_error_set(&req->err, CS_ENOTFOUND,
+					       "conversation \"%s\" not found", conv);
+			return 1;
+		}
+	} else if (req->kind == CS_REQ_CREATE) {
+		req->rc = cs_error_set(&req->err, CS_ECONFLICT,
+				       "conversation \"%s\" already exists", conv);
+		req->err.current_version = current;
+		return 1;
+	}
+	int rc = check_replay(ctx, req, current, err);
+	if (rc != 0)
+		return rc;
+	if (req->expected_version != CS_ANY_VERSION && (uint64_t)req->expected_version != current) {
+		req->rc = cs_error_set(
+		    &req->err, CS_ECONFLICT, "expected version %lld, the conversation is at %llu",
+		    (long long)req->expected_version, (unsigned long long)current);
+		req->err.current_version = current;
+		return 1;
+	}
+	return 0;
+}
+
+int cs_events_commit(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *head, bool is_new,
+		     cs_error *err)
+{
+	cs_key stream;
+	cs_key_stream(&stream, req->tenant, req->conversation_id);
+	uint64_t current = head->version, old_position = is_new ? 0 : head->last_position;
+	MDB_val head_rec = {0, NULL};
+	int rc = decide(ctx, req, head, err);
+	if (!rc && req->rc == CS_OK)
+		rc = pack_head(&head_rec, req, head, err);
+	if (!rc && req->rc == CS_OK)
+		rc = persist(ctx, req, head, &head_rec, &stream, old_position, err);
+	free(head_rec.mv_data);
+	if (rc || req->rc)
+		return rc;
+
+	cs_append_result *r = &req->result;
+	r->first_version = current + 1;
+	r->last_version = current + req->n;
+	r->first_position = ctx->next_position;
+	r->last_position = ctx->next_position + req->n - 1;
+	ctx->next_position += req->n;
+	ctx->conversations += is_new;
+	return CS_OK;
+}
+
 int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 {
 	req->rc = CS_OK;
 	req->err = (cs_error)CS_ERROR_INIT;
 	memset(&req->result, 0, sizeof(req->result));
+	snaps_clear(req); /* a retried batch decides again */
+	switch (req->kind) {
+	case CS_REQ_FORK: return cs_fork_apply(ctx, req, err);
+	case CS_REQ_ERASE: return cs_erase_apply(ctx, req, err);
+	case CS_REQ_SWEEP: return cs_sweep_apply(ctx, req, err);
+	default: break;
+	}
 
 	cs_key stream;
 	cs_key_stream(&stream, req->tenant, req->conversation_id);
@@ -342,38 +491,9 @@ int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 	}
 	if (rc)
 		return rc;
-
-	uint64_t current = head->version;
-	rc = check_replay(ctx, req, current, err);
-	if (rc != 0) {
-		cs_head_free(head);
-		return rc < 0 ? rc : CS_OK;
-	}
-	if (req->expected_version != CS_ANY_VERSION && (uint64_t)req->expected_version != current) {
-		req->rc = cs_error_set(
-		    &req->err, CS_ECONFLICT, "expected version %lld, the conversation is at %llu",
-		    (long long)req->expected_version, (unsigned long long)current);
-		req->err.current_version = current;
-		cs_head_free(head);
-		return CS_OK;
-	}
-	MDB_val head_rec = {0, NULL};
-	rc = decide(ctx, req, head, err);
-	if (!rc && req->rc == CS_OK)
-		rc = pack_head(&head_rec, req, head, err);
+	rc = admit(ctx, req, &stream, head->version, is_new, err);
+	if (rc == 0)
+		rc = cs_events_commit(ctx, req, head, is_new, err);
 	cs_head_free(head);
-	if (!rc && req->rc == CS_OK)
-		rc = persist(ctx, req, &head_rec, &stream, err);
-	free(head_rec.mv_data);
-	if (rc || req->rc)
-		return rc;
-
-	cs_append_result *r = &req->result;
-	r->first_version = current + 1;
-	r->last_version = current + req->n;
-	r->first_position = ctx->next_position;
-	r->last_position = ctx->next_position + req->n - 1;
-	ctx->next_position += req->n;
-	ctx->conversations += is_new;
-	return CS_OK;
+	return rc < 0 ? rc : CS_OK;
 }

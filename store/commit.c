@@ -60,13 +60,19 @@ static void linger(cs_committer *c)
 			break;
 }
 
-static void now_ts(Convstore__V1__Timestamp *ts)
+/* The server clock for a batch, never earlier than the previous batch's: recorded_at is then
+ * in position order, which retention by age and the list's updated_after rely on. */
+static void now_ts(cs_committer *c, Convstore__V1__Timestamp *ts)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_REALTIME, &t);
 	convstore__v1__timestamp__init(ts);
 	ts->seconds = t.tv_sec;
 	ts->nanos = (int32_t)t.tv_nsec;
+	if (ts->seconds < c->last_now.seconds ||
+	    (ts->seconds == c->last_now.seconds && ts->nanos < c->last_now.nanos))
+		*ts = c->last_now;
+	c->last_now = *ts;
 }
 
 /* One attempt at committing @reqs (a linked list of @count) in one transaction. */
@@ -77,7 +83,7 @@ static int commit_once(cs_committer *c, cs_request *reqs, size_t count, cs_error
 	int rc = cs_txn_begin(&ctx.txn, &s->env, true, err);
 	if (rc)
 		return rc;
-	now_ts(&ctx.now);
+	now_ts(c, &ctx.now);
 	rc = cs_meta_get_u64(ctx.txn, &s->env, CS_META_LAST_POSITION, &ctx.next_position, err);
 	if (!rc)
 		rc = cs_meta_get_u64(ctx.txn, &s->env, CS_META_CONVERSATIONS, &ctx.conversations,

@@ -109,10 +109,10 @@ static int open_dbis(cs_env *e, cs_error *err)
 	struct {
 		const char *name;
 		MDB_dbi *dbi;
-	} dbs[] = {{"meta", &e->meta},
-		   {"events", &e->events},
-		   {"streams", &e->streams},
-		   {"idem", &e->idem}};
+	} dbs[] = {{"meta", &e->meta},	  {"events", &e->events}, {"streams", &e->streams},
+		   {"idem", &e->idem},	  {"snaps", &e->snaps},	  {"list", &e->list},
+		   {"usage", &e->usage},  {"forks", &e->forks},	  {"tombs", &e->tombs},
+		   {"retain", &e->retain}};
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
 		if (rc) {
@@ -156,7 +156,7 @@ int cs_env_open(cs_env *e, const cs_store_options *o, cs_error *err)
 	int rc = mdb_env_create(&e->env);
 	if (rc)
 		goto fail;
-	mdb_env_set_maxdbs(e->env, 8);
+	mdb_env_set_maxdbs(e->env, 16);
 	mdb_env_set_maxreaders(e->env, o->max_readers ? o->max_readers : 510);
 	if ((rc = mdb_env_set_mapsize(e->env, e->map_size)))
 		goto fail;

@@ -51,6 +51,21 @@ void cs_key_event_id(cs_key *k, const char *tenant, const char *conversation_id,
 void cs_key_position(cs_key *k, uint64_t position);
 /* The version slot of a stream's head in the streams database (keys.c). */
 #define CS_HEAD_VERSION UINT64_MAX
+/* [tl][tenant][position]: the list index (keys.c has every layout). */
+void cs_key_list(cs_key *k, const char *tenant, uint64_t position);
+/* Usage rollup keys: kind CS_USAGE_KEY_DAY (name NULL), _MODEL (name = model) or _CONV. */
+#define CS_USAGE_KEY_DAY   'd'
+#define CS_USAGE_KEY_MODEL 'm'
+#define CS_USAGE_KEY_CONV  'c'
+void cs_key_usage(cs_key *k, const char *tenant, char kind, uint32_t day, const char *name);
+/* Read the tenant and conversation back from a key that starts with a stream key; *used is the
+ * stream key's length. CS_ECORRUPT when it is not one. */
+int cs_key_parse_stream(const unsigned char *b, size_t len, char tenant[CS_MAX_ID_LEN + 1],
+			char conv[CS_MAX_ID_LEN + 1], size_t *used);
+/* @stream ++ @version: an index key (streams) or a snapshot key (snaps). */
+void cs_key_at(cs_key *k, const cs_key *stream, uint64_t version);
+/* [parent stream][fork id]: one fork link. */
+void cs_key_fork(cs_key *k, const cs_key *parent, const char *fork_id);
 /* Whether @key is an index entry (not the head) of @stream. */
 bool cs_key_is_event_of(const MDB_val *key, const cs_key *stream);
 /* The key of @stream's head: the stream key and CS_HEAD_VERSION. */
@@ -102,6 +117,7 @@ int cs_record_pack(unsigned char **out, size_t *out_len, const ProtobufCMessage 
 typedef struct cs_env {
 	MDB_env *env;
 	MDB_dbi meta, events, streams, idem;
+	MDB_dbi snaps, list, usage, forks, tombs, retain; /* the read side (views.c) */
 	/* Readers and the writer hold it shared for the life of a transaction; growing the map
 	 * takes it exclusively, which is how "resize only with no transaction open" is enforced. */
 	pthread_rwlock_t txn_lock;
@@ -145,6 +161,11 @@ int cs_head_apply(Convstore__V1__Head *head, const Convstore__V1__Event *ev, cs_
 int cs_head_new(Convstore__V1__Head **out, const char *tenant, const char *conversation_id,
 		cs_error *err);
 void cs_head_free(Convstore__V1__Head *head);
+/* The transcript message @ev adds to the state (NULL in *out when it adds none: turns,
+ * extensions, conversation events). @ev needs its version set. Owned by the caller. */
+int cs_transcript_entry(Convstore__V1__TranscriptMessage **out, const Convstore__V1__Event *ev,
+			cs_error *err);
+bool cs_event_in_transcript(const Convstore__V1__Event *ev);
 /* A validated cost_usd (0..CS_MAX_COST_USD) in nano-dollars, rounded to nearest. */
 int64_t cs_cost_nanos(double cost_usd);
 
@@ -157,6 +178,9 @@ typedef struct cs_limits {
 
 /* Stateless checks of one client event. */
 int cs_event_check(const Convstore__V1__Event *ev, const char *conversation_id, cs_error *err);
+/* Checks of a conversation_created / _forked / _updated event the store builds from a caller's
+ * spec (title, metadata, status, UTF-8). */
+int cs_server_event_check(const Convstore__V1__Event *ev, cs_error *err);
 /* Server-only payloads (conversation_created, ...) that clients may not append. */
 bool cs_event_is_server_only(const Convstore__V1__Event *ev);
 const char *cs_event_type_name(const Convstore__V1__Event *ev);
@@ -171,13 +195,39 @@ typedef struct cs_prepared {
 	cs_body body;
 } cs_prepared;
 
+/* What a request asks the writer to do. Appends, creates and updates carry prepared events;
+ * the others are carried out by convops.c inside the batch transaction. */
+enum cs_request_kind {
+	CS_REQ_APPEND = 0, /* client events */
+	CS_REQ_CREATE,	   /* one conversation_created event; the conversation must not exist */
+	CS_REQ_UPDATE,	   /* one conversation_updated event; the conversation must exist */
+	CS_REQ_FORK,	   /* one conversation_forked event into a new conversation */
+	CS_REQ_ERASE,
+	CS_REQ_SWEEP, /* retention, for every conversation with a policy */
+};
+
+/* A snapshot taken while deciding, written if the request commits. */
+typedef struct cs_snap {
+	uint64_t version;
+	unsigned char *rec;
+	size_t len;
+} cs_snap;
+
 typedef struct cs_request {
+	enum cs_request_kind kind;
 	const char *tenant;
 	const char *conversation_id;
 	int64_t expected_version;
 	cs_prepared *events;
 	size_t n;
-	bool client_ids; /* at least one event came with an id of its own */
+	bool client_ids;       /* at least one event came with an id of its own */
+	const char *parent_id; /* CS_REQ_FORK: the parent; conversation_id is the fork */
+	uint64_t at_version;   /* CS_REQ_FORK */
+	bool purge;	       /* CS_REQ_ERASE */
+	int64_t now_seconds;   /* CS_REQ_SWEEP: the clock max_age is judged by */
+	uint64_t removed;      /* CS_REQ_SWEEP: events removed */
+	cs_snap *snaps;	       /* taken while deciding */
+	size_t n_snaps;
 	/* results, written by the writer */
 	int rc;
 	cs_error err;
@@ -189,6 +239,11 @@ typedef struct cs_request {
 int cs_request_prepare(cs_request *req, const cs_limits *lim, const char *tenant,
 		       const char *conversation_id, int64_t expected_version,
 		       Convstore__V1__Event *const *events, size_t n, cs_error *err);
+/* A request of @kind carrying one event the store built (conversation_created/_updated/_forked):
+ * checked with cs_server_event_check instead of the client rules. */
+int cs_request_prepare_server(cs_request *req, enum cs_request_kind kind, const cs_limits *lim,
+			      const char *tenant, const char *conversation_id,
+			      int64_t expected_version, Convstore__V1__Event *ev, cs_error *err);
 void cs_request_deinit(cs_request *req);
 
 /* The writer's side of a batch: positions are handed out from *next_position. */
@@ -204,6 +259,20 @@ typedef struct cs_batch_ctx {
  * writes nothing and is returned in req->rc with 0 as the function result; a non-zero function
  * result is a transaction-level failure (map full, I/O) that dooms the whole transaction. */
 int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
+/* Fold the request's events into @head (numbering them from head->version + 1), taking the
+ * snapshots that fall due, then persist events, head and views. A failed check is req->rc. */
+int cs_events_commit(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *head, bool is_new,
+		     cs_error *err);
+/* Whether @stream has a tombstone (it was erased and not purged). */
+int cs_tombstone_get(bool *out, MDB_txn *txn, cs_store *s, const cs_key *stream, cs_error *err);
+
+/* ---- convops.c --------------------------------------------------------------------------- */
+
+/* Queue a prepared request and wait for it; its result or error is copied out. */
+int cs_store_submit(cs_append_result *out, cs_store *s, cs_request *req, cs_error *err);
+int cs_fork_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
+int cs_erase_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
+int cs_sweep_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
 
 /* ---- commit.c ---------------------------------------------------------------------------- */
 
@@ -211,10 +280,11 @@ typedef struct cs_committer {
 	pthread_mutex_t lock;
 	pthread_cond_t work; /* the writer waits here for requests (CLOCK_MONOTONIC) */
 	cs_request *head, *tail;
-	size_t queued;		 /* requests in the queue */
-	size_t queued_events;	 /* and their events */
-	size_t linger_target;	 /* requests the writer expects back (see commit.c) */
-	uint64_t last_commit_ns; /* how long the last commit took */
+	size_t queued;			   /* requests in the queue */
+	size_t queued_events;		   /* and their events */
+	size_t linger_target;		   /* requests the writer expects back (see commit.c) */
+	uint64_t last_commit_ns;	   /* how long the last commit took */
+	Convstore__V1__Timestamp last_now; /* the clock given to the last batch */
 	size_t max_batch_events;
 	bool closing;
 	bool started;
@@ -228,13 +298,79 @@ void cs_committer_stop(cs_committer *c);
 /* Queue @req and wait for its result (req->rc). */
 int cs_committer_submit(cs_committer *c, cs_request *req);
 
+/* ---- history.c --------------------------------------------------------------------------- */
+
+/* One conversation's own part of a history: versions lo..hi, of which held.. are still stored. */
+typedef struct cs_segment {
+	char conv[CS_MAX_ID_LEN + 1];
+	uint64_t lo, held, hi;
+} cs_segment;
+
+/* A history across forks, oldest segment first (history.c shows the picture). */
+typedef struct cs_history {
+	char tenant[CS_MAX_ID_LEN + 1];
+	cs_segment seg[CS_MAX_FORK_DEPTH + 1];
+	size_t n;
+} cs_history;
+
+/* Called for each event of a walk; @ev is freed after the call. Non-zero stops the walk. */
+typedef int (*cs_event_fn)(void *ctx, Convstore__V1__Event *ev, cs_error *err);
+
+int cs_history_open(cs_history *out, cs_store *s, MDB_txn *txn, const Convstore__V1__Head *head,
+		    cs_error *err);
+const cs_segment *cs_history_find(const cs_history *hist, uint64_t version);
+/* The event at @version of a history (CS_EGONE when retention removed it). */
+int cs_history_event(Convstore__V1__Event **out, cs_store *s, MDB_txn *txn, const cs_history *hist,
+		     uint64_t version, cs_error *err);
+/* Walk versions @from..@to (clamped to what is held) of a history, oldest first. */
+int cs_history_walk(cs_store *s, MDB_txn *txn, const cs_history *hist, uint64_t from, uint64_t to,
+		    cs_event_fn fn, void *ctx, cs_error *err);
+/* Walk versions @lo..@hi of one stream's own index; a missing version is CS_ECORRUPT. */
+int cs_stream_walk(cs_store *s, MDB_txn *txn, const cs_key *stream, uint64_t lo, uint64_t hi,
+		   cs_event_fn fn, void *ctx, cs_error *err);
+/* The position of @version in @conv's own index. */
+int cs_index_get(uint64_t *position, cs_store *s, MDB_txn *txn, const char *tenant,
+		 const char *conv, uint64_t version, cs_error *err);
+/* The state (head) of @head's conversation right after @version: snapshot + fold. */
+int cs_head_at(Convstore__V1__Head **out, cs_store *s, MDB_txn *txn,
+	       const Convstore__V1__Head *head, uint64_t version, cs_error *err);
+
+/* ---- views.c ----------------------------------------------------------------------------- */
+
+int cs_view_del(MDB_txn *txn, MDB_dbi dbi, const cs_key *k, cs_error *err);
+/* Frame @msg as a record (record.c) and put it at @k. */
+int cs_view_put_msg(MDB_txn *txn, MDB_dbi dbi, const cs_key *k, const ProtobufCMessage *msg,
+		    cs_error *err);
+bool cs_snapshot_due(const cs_store *s, uint64_t version);
+/* Store @h as the snapshot of @stream at h->version. */
+int cs_snapshot_put(MDB_txn *txn, cs_store *s, const cs_key *stream, const Convstore__V1__Head *h,
+		    cs_error *err);
+/* Move a conversation's list entry from @old_position (0: none) to @new_position (0: none). */
+int cs_list_move(MDB_txn *txn, cs_store *s, const char *tenant, const char *conv,
+		 uint64_t old_position, uint64_t new_position, cs_error *err);
+/* The UTC day (days since 1970-01-01) of a timestamp. */
+uint32_t cs_day_of(const Convstore__V1__Timestamp *t);
+/* Add (@sign 1) or remove (-1) a model_response event's share of its tenant's usage rollups;
+ * other events are ignored. @ev needs tenant, conversation_id and recorded_at. */
+int cs_usage_apply(MDB_txn *txn, cs_store *s, const Convstore__V1__Event *ev, int sign,
+		   cs_error *err);
+/* One usage rollup record; *out NULL when there is none. */
+int cs_counter_load(Convstore__V1__UsageCounter **out, cs_store *s, MDB_txn *txn, const cs_key *k,
+		    cs_error *err);
+void cs_counter_add(Convstore__V1__UsageCounter *c, const Convstore__V1__ModelResponse *mr,
+		    int sign);
+/* Keep the retain index in step with @h's policy (@h NULL: the conversation is gone). */
+int cs_retain_sync(MDB_txn *txn, cs_store *s, const cs_key *stream, const Convstore__V1__Head *h,
+		   cs_error *err);
+
 /* ---- store.c ----------------------------------------------------------------------------- */
 
 struct cs_store {
 	cs_env env;
 	cs_committer committer;
 	cs_limits limits;
-	size_t max_raw; /* the largest record body a read will inflate */
+	size_t max_raw;		 /* the largest record body a read will inflate */
+	unsigned snapshot_every; /* options.snapshot_every; UINT_MAX: never */
 };
 
 /* Meta keys. */

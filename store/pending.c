@@ -7,47 +7,6 @@
 
 #define NOT_YET(name) cs_error_set(err, CS_EINVAL, name ": not implemented yet")
 
-int cs_store_create(cs_append_result *out, cs_store *store, const char *tenant,
-		    const char *conversation_id, const Convstore__V1__ConversationCreated *spec,
-		    cs_error *err)
-{
-	(void)out, (void)store, (void)tenant, (void)conversation_id, (void)spec;
-	return NOT_YET("cs_store_create");
-}
-
-int cs_store_update(cs_append_result *out, cs_store *store, const char *tenant,
-		    const char *conversation_id, int64_t expected_version,
-		    const Convstore__V1__ConversationUpdated *spec, cs_error *err)
-{
-	(void)out, (void)store, (void)tenant, (void)conversation_id, (void)spec;
-	(void)expected_version;
-	return NOT_YET("cs_store_update");
-}
-
-int cs_store_fork(cs_append_result *out, cs_store *store, const char *tenant, const char *parent_id,
-		  uint64_t at_version, const char *fork_id,
-		  const Convstore__V1__ConversationForked *spec, cs_error *err)
-{
-	(void)out, (void)store, (void)tenant, (void)parent_id, (void)at_version, (void)fork_id;
-	(void)spec;
-	return NOT_YET("cs_store_fork");
-}
-
-int cs_store_forks(Convstore__V1__ForkList **out, cs_store *store, const char *tenant,
-		   const char *conversation_id, cs_error *err)
-{
-	(void)store, (void)tenant, (void)conversation_id;
-	*out = NULL;
-	return NOT_YET("cs_store_forks");
-}
-
-int cs_store_erase(cs_append_result *out, cs_store *store, const char *tenant,
-		   const char *conversation_id, bool purge, cs_error *err)
-{
-	(void)out, (void)store, (void)tenant, (void)conversation_id, (void)purge;
-	return NOT_YET("cs_store_erase");
-}
-
 int cs_store_state(Convstore__V1__ConversationState **out, cs_store *store, const char *tenant,
 		   const char *conversation_id, uint64_t at_version, cs_error *err)
 {
@@ -78,12 +37,6 @@ int cs_store_usage(Convstore__V1__UsageReport **out, cs_store *store, const char
 	(void)store, (void)tenant, (void)q;
 	*out = NULL;
 	return NOT_YET("cs_store_usage");
-}
-
-int cs_store_retention_sweep(uint64_t *removed, cs_store *store, int64_t now_seconds, cs_error *err)
-{
-	(void)removed, (void)store, (void)now_seconds;
-	return NOT_YET("cs_store_retention_sweep");
 }
 
 int cs_store_rebuild(cs_rebuild_report *out, cs_store *store, cs_error *err)

@@ -15,6 +15,13 @@
  * protobuf_c_message_free_unpacked(head, NULL) frees whatever this file built.
  *
  * apply() only folds; it assumes check() passed. Both are pure functions of their inputs.
+ *
+ * The full conversation state of API.md is (head, transcript): cs_head_apply() folds the head,
+ * and cs_transcript_entry() gives the one transcript message an event adds (or none). Together
+ * they are the one reducer: the inline head, snapshots, time travel, the state and messages
+ * views, rebuild and verify all fold through these two functions and nothing else. The
+ * transcript is not folded into the head because it grows with the conversation; the views
+ * rebuild it from the events (it is a map, one event to at most one message).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -142,6 +149,21 @@ static int metadata_merge(Head *h, MetaEntry *const *in, size_t n)
 		}                                                                                  \
 	} while (0)
 
+/* The policy is replaced whole; all zero means none (the field is dropped). */
+static int retention_set(Head *h, const Convstore__V1__Retention *r)
+{
+	if (!r || (!r->max_events && !r->max_age_seconds)) {
+		if (h->retention)
+			protobuf_c_message_free_unpacked(&h->retention->base, NULL);
+		h->retention = NULL;
+		return CS_OK;
+	}
+	ENSURE_SUB(h->retention, Convstore__V1__Retention, convstore__v1__retention__init);
+	h->retention->max_events = r->max_events;
+	h->retention->max_age_seconds = r->max_age_seconds;
+	return CS_OK;
+}
+
 static int set_time(Convstore__V1__Timestamp **field, const Convstore__V1__Timestamp *t)
 {
 	ENSURE_SUB(*field, Convstore__V1__Timestamp, convstore__v1__timestamp__init);
@@ -155,6 +177,26 @@ static int set_time(Convstore__V1__Timestamp **field, const Convstore__V1__Times
 int64_t cs_cost_nanos(double cost_usd)
 {
 	return llround(cost_usd * 1e9);
+}
+
+void cs_counter_add(Convstore__V1__UsageCounter *c, const Convstore__V1__ModelResponse *mr,
+		    int sign)
+{
+	uint64_t in = 0, out = 0, cached = 0, reasoning = 0;
+	if (mr->usage) {
+		in = mr->usage->input_tokens;
+		out = mr->usage->output_tokens;
+		cached = mr->usage->cached_tokens;
+		reasoning = mr->usage->reasoning_tokens;
+	}
+	/* Unsigned wrap-around makes subtraction exact for any value that was added. */
+	uint64_t m = sign < 0 ? (uint64_t)-1 : 1;
+	c->input_tokens += m * in;
+	c->output_tokens += m * out;
+	c->cached_tokens += m * cached;
+	c->reasoning_tokens += m * reasoning;
+	c->cost_nanos += sign < 0 ? -cs_cost_nanos(mr->cost_usd) : cs_cost_nanos(mr->cost_usd);
+	c->responses += m;
 }
 
 /* ---- the head's lifecycle ---------------------------------------------------------------- */
@@ -231,15 +273,7 @@ static int apply_model_response(Head *h, const Event *ev)
 			return CS_ENOMEM;
 	}
 	ENSURE_SUB(h->usage, Convstore__V1__UsageCounter, convstore__v1__usage_counter__init);
-	Convstore__V1__UsageCounter *u = h->usage;
-	if (mr->usage) {
-		u->input_tokens += mr->usage->input_tokens;
-		u->output_tokens += mr->usage->output_tokens;
-		u->cached_tokens += mr->usage->cached_tokens;
-		u->reasoning_tokens += mr->usage->reasoning_tokens;
-	}
-	u->cost_nanos += cs_cost_nanos(mr->cost_usd);
-	u->responses++;
+	cs_counter_add(h->usage, mr, 1);
 	h->counts->messages++;
 	h->counts->tool_calls += mr->n_tool_calls;
 	return CS_OK;
@@ -250,7 +284,7 @@ static int apply_conversation(Head *h, const Event *ev)
 	switch (ev->payload_case) {
 	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_CREATED: {
 		const Convstore__V1__ConversationCreated *c = ev->conversation_created;
-		if (str_set(&h->title, c->title))
+		if (str_set(&h->title, c->title) || retention_set(h, c->retention))
 			return CS_ENOMEM;
 		return metadata_merge(h, (MetaEntry *const *)c->metadata, c->n_metadata);
 	}
@@ -258,7 +292,14 @@ static int apply_conversation(Head *h, const Event *ev)
 		const Convstore__V1__ConversationForked *f = ev->conversation_forked;
 		ENSURE_SUB(h->parent, Convstore__V1__ParentRef, convstore__v1__parent_ref__init);
 		h->parent->version = f->parent_version;
-		if (str_set(&h->parent->id, f->parent_id) || str_set(&h->title, f->title))
+		/* The fork's own life starts now, with the parent's state up to the fork point. */
+		if (set_time(&h->created_at, ev->recorded_at))
+			return CS_ENOMEM;
+		/* A fork inherits the parent's title, metadata and policy unless it names its own.
+		 */
+		if (str_set(&h->parent->id, f->parent_id) ||
+		    (!str_empty(f->title) && str_set(&h->title, f->title)) ||
+		    (f->retention && retention_set(h, f->retention)))
 			return CS_ENOMEM;
 		return metadata_merge(h, (MetaEntry *const *)f->metadata, f->n_metadata);
 	}
@@ -267,7 +308,8 @@ static int apply_conversation(Head *h, const Event *ev)
 		if (u->title_opt_case == CONVSTORE__V1__CONVERSATION_UPDATED__TITLE_OPT_TITLE &&
 		    str_set(&h->title, u->title))
 			return CS_ENOMEM;
-		if (!str_empty(u->status) && str_set(&h->status, u->status))
+		if ((!str_empty(u->status) && str_set(&h->status, u->status)) ||
+		    (u->retention && retention_set(h, u->retention)))
 			return CS_ENOMEM;
 		return metadata_merge(h, (MetaEntry *const *)u->metadata, u->n_metadata);
 	}
@@ -315,5 +357,130 @@ int cs_head_apply(Head *h, const Event *ev, cs_error *err)
 	if (rc)
 		return cs_error_set(err, CS_ENOMEM, "out of memory applying event %llu",
 				    (unsigned long long)ev->version);
+	return CS_OK;
+}
+
+/* ---- the transcript: one event -> at most one message ------------------------------------ */
+
+typedef Convstore__V1__TranscriptMessage Entry;
+
+static int calls_copy(Entry *t, Convstore__V1__ToolCallRequest *const *calls, size_t n)
+{
+	if (n == 0)
+		return CS_OK;
+	t->tool_calls = calloc(n, sizeof(*t->tool_calls));
+	if (!t->tool_calls)
+		return CS_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		Convstore__V1__ToolCallRequest *c = malloc(sizeof(*c));
+		if (!c)
+			return CS_ENOMEM;
+		convstore__v1__tool_call_request__init(c);
+		t->tool_calls[t->n_tool_calls++] = c;
+		if (str_set(&c->id, calls[i]->id) || str_set(&c->name, calls[i]->name) ||
+		    str_set(&c->arguments, calls[i]->arguments))
+			return CS_ENOMEM;
+	}
+	return CS_OK;
+}
+
+/* A set optional string must not be protobuf-c's shared "" (which reads as unset): an empty
+ * content is its own "". */
+static int content_set(Entry *t, const char *content)
+{
+	t->content = strdup(content ? content : "");
+	if (!t->content)
+		return CS_ENOMEM;
+	t->content_opt_case = CONVSTORE__V1__TRANSCRIPT_MESSAGE__CONTENT_OPT_CONTENT;
+	return CS_OK;
+}
+
+/* Deep copies of content parts, through protobuf-c's own packer and unpacker. */
+static int parts_copy(Entry *t, Convstore__V1__ContentPart *const *parts, size_t n)
+{
+	if (n == 0)
+		return CS_OK;
+	t->parts = calloc(n, sizeof(*t->parts));
+	if (!t->parts)
+		return CS_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = protobuf_c_message_get_packed_size(&parts[i]->base);
+		uint8_t *buf = malloc(len ? len : 1);
+		if (!buf)
+			return CS_ENOMEM;
+		protobuf_c_message_pack(&parts[i]->base, buf);
+		t->parts[i] = convstore__v1__content_part__unpack(NULL, len, buf);
+		free(buf);
+		if (!t->parts[i])
+			return CS_ENOMEM;
+		t->n_parts++;
+	}
+	return CS_OK;
+}
+
+static int entry_fill(Entry *t, const Event *ev)
+{
+	switch (ev->payload_case) {
+	case CONVSTORE__V1__EVENT__PAYLOAD_MESSAGE: {
+		const Convstore__V1__Message *m = ev->message;
+		if (str_set(&t->role, m->role) || content_set(t, m->content) ||
+		    str_set(&t->name, m->name))
+			return CS_ENOMEM;
+		return parts_copy(t, m->parts, m->n_parts);
+	}
+	case CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE: {
+		const Convstore__V1__ModelResponse *mr = ev->model_response;
+		if (str_set(&t->role, "assistant") || str_set(&t->model, mr->model) ||
+		    (mr->content_opt_case && content_set(t, mr->content)))
+			return CS_ENOMEM;
+		return calls_copy(t, mr->tool_calls, mr->n_tool_calls);
+	}
+	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL: {
+		/* ToolCall and ToolCallRequest have the same fields: id, name, arguments. */
+		Convstore__V1__ToolCallRequest call = CONVSTORE__V1__TOOL_CALL_REQUEST__INIT;
+		Convstore__V1__ToolCallRequest *one = &call;
+		call.id = ev->tool_call->id;
+		call.name = ev->tool_call->name;
+		call.arguments = ev->tool_call->arguments;
+		return str_set(&t->role, "assistant") ? CS_ENOMEM : calls_copy(t, &one, 1);
+	}
+	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT: {
+		const Convstore__V1__ToolResult *r = ev->tool_result;
+		t->is_error = r->is_error;
+		if (str_set(&t->role, "tool") || str_set(&t->tool_call_id, r->call_id) ||
+		    str_set(&t->name, r->name) || content_set(t, r->output))
+			return CS_ENOMEM;
+		return CS_OK;
+	}
+	default: return CS_OK;
+	}
+}
+
+bool cs_event_in_transcript(const Event *ev)
+{
+	switch (ev->payload_case) {
+	case CONVSTORE__V1__EVENT__PAYLOAD_MESSAGE:
+	case CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE:
+	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL:
+	case CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT: return true;
+	default: return false;
+	}
+}
+
+int cs_transcript_entry(Entry **out, const Event *ev, cs_error *err)
+{
+	*out = NULL;
+	if (!cs_event_in_transcript(ev))
+		return CS_OK;
+	Entry *t = malloc(sizeof(*t));
+	if (!t)
+		return cs_error_set(err, CS_ENOMEM, "out of memory for a transcript message");
+	convstore__v1__transcript_message__init(t);
+	t->version = ev->version;
+	if (entry_fill(t, ev)) {
+		protobuf_c_message_free_unpacked(&t->base, NULL);
+		return cs_error_set(err, CS_ENOMEM, "out of memory for a transcript message");
+	}
+	*out = t;
 	return CS_OK;
 }

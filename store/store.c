@@ -87,6 +87,7 @@ int cs_store_open(cs_store **out, const cs_store_options *opts, cs_error *err)
 	s->limits.max_request_events =
 	    opts->max_request_events ? opts->max_request_events : CS_DEFAULT_MAX_REQUEST_EVENTS;
 	s->max_raw = CS_READ_CAP;
+	s->snapshot_every = opts->snapshot_every ? opts->snapshot_every : CS_DEFAULT_SNAPSHOT_EVERY;
 	if (s->limits.max_event_bytes > CS_MAX_EVENT_BYTES_LIMIT) {
 		free(s);
 		return cs_error_set(err, CS_EINVAL, "max_event_bytes %zu is over the %u limit",
@@ -133,14 +134,17 @@ int cs_store_append(cs_append_result *out, cs_store *s, const char *tenant,
 	cs_request req;
 	int rc = cs_request_prepare(&req, &s->limits, tenant, conversation_id, expected_version,
 				    events, n, err);
-	if (rc)
-		return rc;
-	rc = cs_committer_submit(&s->committer, &req);
-	if (rc == CS_OK)
-		*out = req.result;
-	else if (err)
-		*err = req.err;
-	cs_request_deinit(&req);
+	return rc ? rc : cs_store_submit(out, s, &req, err);
+}
+
+int cs_store_submit(cs_append_result *out, cs_store *s, cs_request *req, cs_error *err)
+{
+	int rc = cs_committer_submit(&s->committer, req);
+	if (rc == CS_OK && out)
+		*out = req->result;
+	else if (rc && err)
+		*err = req->err;
+	cs_request_deinit(req);
 	return rc;
 }
 

@@ -60,6 +60,36 @@ static int check_required(const char *value, const char *what, cs_error *err)
 	return CS_OK;
 }
 
+/* Every protobuf-c map<string, string> entry has this layout (base, key, value), whichever
+ * message it belongs to; the store's metadata maps are all of that kind. */
+typedef struct kv_entry {
+	ProtobufCMessage base;
+	char *key;
+	char *value;
+} kv_entry;
+
+static int check_metadata_entries(const kv_entry *const *entries, size_t n, cs_error *err)
+{
+	if (n > CS_MAX_METADATA_PAIRS)
+		return cs_error_set(err, CS_EINVAL, "metadata has %zu pairs, at most %d", n,
+				    CS_MAX_METADATA_PAIRS);
+	for (size_t i = 0; i < n; i++) {
+		const char *k = entries[i]->key, *v = entries[i]->value;
+		if (empty(k) || strlen(k) > CS_MAX_METADATA_KEY)
+			return cs_error_set(err, CS_EINVAL,
+					    "metadata key \"%.64s\" must be 1-%d bytes", k ? k : "",
+					    CS_MAX_METADATA_KEY);
+		if (v && strlen(v) > CS_MAX_METADATA_VALUE)
+			return cs_error_set(err, CS_EINVAL,
+					    "metadata value of \"%.64s\" is longer than %d bytes",
+					    k, CS_MAX_METADATA_VALUE);
+	}
+	return CS_OK;
+}
+
+#define check_metadata(entries, n, err)                                                            \
+	check_metadata_entries((const kv_entry *const *)(entries), n, err)
+
 static int check_envelope(const Event *ev, const char *conversation_id, cs_error *err)
 {
 	if (!empty(ev->id) && !cs_id_valid(ev->id))
@@ -81,21 +111,7 @@ static int check_envelope(const Event *ev, const char *conversation_id, cs_error
 		return cs_error_set(
 		    err, CS_EINVAL,
 		    "trace needs a 32-hex-digit trace_id and a 16-hex-digit span_id");
-	if (ev->n_metadata > CS_MAX_METADATA_PAIRS)
-		return cs_error_set(err, CS_EINVAL, "metadata has %zu pairs, at most %d",
-				    ev->n_metadata, CS_MAX_METADATA_PAIRS);
-	for (size_t i = 0; i < ev->n_metadata; i++) {
-		const char *k = ev->metadata[i]->key, *v = ev->metadata[i]->value;
-		if (empty(k) || strlen(k) > CS_MAX_METADATA_KEY)
-			return cs_error_set(err, CS_EINVAL,
-					    "metadata key \"%.64s\" must be 1-%d bytes", k ? k : "",
-					    CS_MAX_METADATA_KEY);
-		if (v && strlen(v) > CS_MAX_METADATA_VALUE)
-			return cs_error_set(err, CS_EINVAL,
-					    "metadata value of \"%.64s\" is longer than %d bytes",
-					    k, CS_MAX_METADATA_VALUE);
-	}
-	return CS_OK;
+	return check_metadata(ev->metadata, ev->n_metadata, err);
 }
 
 static int check_message(const Convstore__V1__Message *m, cs_error *err)
@@ -115,6 +131,9 @@ static int check_model_response(const Convstore__V1__ModelResponse *mr, cs_error
 	if (mr->n_tool_calls > CS_MAX_TOOL_CALLS)
 		return cs_error_set(err, CS_EINVAL, "model_response has %zu tool calls, at most %d",
 				    mr->n_tool_calls, CS_MAX_TOOL_CALLS);
+	if (mr->model && strlen(mr->model) > CS_MAX_MODEL_LEN)
+		return cs_error_set(err, CS_EINVAL, "model_response.model is longer than %d bytes",
+				    CS_MAX_MODEL_LEN);
 	/* Costs are summed in integer nano-dollars (cs_cost_nanos): the cap keeps any sum of a
 	 * store's worth of responses inside int64. NaN fails both comparisons. */
 	if (!(mr->cost_usd >= 0 && mr->cost_usd <= CS_MAX_COST_USD))
@@ -177,4 +196,46 @@ int cs_event_check(const Event *ev, const char *conversation_id, cs_error *err)
 	if (!rc)
 		rc = cs_pb_check_text(&ev->base, err);
 	return rc;
+}
+
+static int check_title(const char *title, cs_error *err)
+{
+	if (title && strlen(title) > CS_MAX_TITLE)
+		return cs_error_set(err, CS_EINVAL, "title is longer than %d bytes", CS_MAX_TITLE);
+	return CS_OK;
+}
+
+static int check_conversation_payload(const Event *ev, cs_error *err)
+{
+	switch (ev->payload_case) {
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_CREATED: {
+		const Convstore__V1__ConversationCreated *c = ev->conversation_created;
+		int rc = check_title(c->title, err);
+		return rc ? rc : check_metadata(c->metadata, c->n_metadata, err);
+	}
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_FORKED: {
+		const Convstore__V1__ConversationForked *f = ev->conversation_forked;
+		int rc = check_title(f->title, err);
+		return rc ? rc : check_metadata(f->metadata, f->n_metadata, err);
+	}
+	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_UPDATED: {
+		const Convstore__V1__ConversationUpdated *u = ev->conversation_updated;
+		if (!empty(u->status) && strcmp(u->status, "active") != 0 &&
+		    strcmp(u->status, "archived") != 0)
+			return cs_error_set(err, CS_EINVAL,
+					    "status \"%.32s\" is not one of active, archived",
+					    u->status);
+		int rc = check_title(u->title_opt_case ? u->title : NULL, err);
+		return rc ? rc : check_metadata(u->metadata, u->n_metadata, err);
+	}
+	default: return cs_error_set(err, CS_EINVAL, "not a conversation event");
+	}
+}
+
+int cs_server_event_check(const Event *ev, cs_error *err)
+{
+	if (!ev->message)
+		return cs_error_set(err, CS_EINVAL, "event payload is empty");
+	int rc = check_conversation_payload(ev, err);
+	return rc ? rc : cs_pb_check_text(&ev->base, err);
 }

@@ -58,6 +58,9 @@ typedef struct cs_store cs_store;
 #define CS_MAX_PENDING_CALLS	      1024   /* calls of one conversation waiting for results */
 #define CS_FEED_SCAN_MAX	      10000u /* records one feed read looks at */
 #define CS_MAX_EVENT_BYTES_LIMIT      (256u << 20) /* the largest max_event_bytes accepted */
+#define CS_MAX_MODEL_LEN	      128	   /* model_response.model */
+#define CS_MAX_TITLE		      1024	   /* a conversation's title */
+#define CS_MAX_FORK_DEPTH	      64	   /* forks of forks of ... */
 #define CS_MAX_COST_USD		      1e6	   /* model_response.cost_usd: 0 ..this */
 
 typedef struct cs_store_options {
