@@ -24,6 +24,7 @@
 #include "server.h"
 
 #define DRAIN_GRACE_MS 10000
+#define CS_INITIAL_MAP (64u << 20) /* the store's default first map size */
 
 static const char usage_text[] =
     "usage: convstored [options]\n"
@@ -34,6 +35,7 @@ static const char usage_text[] =
     "  --max-body BYTES    largest request body (default 33554432)\n"
     "  --max-event BYTES   largest event (default 16777216)\n"
     "  --max-events N      most events in one append (default 10000)\n"
+    "  --max-map BYTES     cap the store's map (default: as far as the disk goes)\n"
     "  --keys FILE         key file: '<sha-256 of token> <tenant> <role>' lines; without it\n"
     "                      one tenant 'default', no auth, loopback addresses only\n"
     "  --no-sync           DANGER: no fsync; acknowledged appends can be lost (tests only)\n"
@@ -50,6 +52,7 @@ enum {
 	OPT_MAX_BODY,
 	OPT_MAX_EVENT,
 	OPT_MAX_EVENTS,
+	OPT_MAX_MAP,
 	OPT_KEYS,
 	OPT_NO_SYNC,
 	OPT_LOG_LEVEL,
@@ -66,6 +69,7 @@ static const struct option options[] = {
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"max-event", required_argument, NULL, OPT_MAX_EVENT},
     {"max-events", required_argument, NULL, OPT_MAX_EVENTS},
+    {"max-map", required_argument, NULL, OPT_MAX_MAP},
     {"keys", required_argument, NULL, OPT_KEYS},
     {"no-sync", no_argument, NULL, OPT_NO_SYNC},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -127,6 +131,9 @@ static int flag_value(cs_config *c, int opt, const char *v)
 			   : bad_flag("max-event", v);
 	case OPT_MAX_EVENTS:
 		return number_in(&c->max_events, v, 1, 1000000) ? 0 : bad_flag("max-events", v);
+	case OPT_MAX_MAP:
+		return number_in(&c->max_map, v, 1u << 20, SIZE_MAX / 2) ? 0
+									 : bad_flag("max-map", v);
 	case OPT_LOG_LEVEL: return log_level_parse(&c->log_level, v) ? 0 : bad_flag("log-level", v);
 	default: fputs(usage_text, stderr); return 2;
 	}
@@ -213,6 +220,9 @@ static int open_store(cs_server *srv, cs_error *err)
 	o.no_sync = srv->cfg.no_sync;
 	o.max_event_bytes = srv->cfg.max_event;
 	o.max_request_events = srv->cfg.max_events;
+	o.max_map_size = srv->cfg.max_map;
+	if (o.max_map_size && o.max_map_size < CS_INITIAL_MAP)
+		o.map_size = o.max_map_size;
 	if (srv->cfg.no_sync)
 		cs_log(srv, CS_LOG_WARN,
 		       "WARNING: --no-sync: commits are NOT flushed to disk; acknowledged appends "
@@ -252,16 +262,14 @@ int main(int argc, char **argv)
 {
 	static cs_server srv; /* large (metrics); lives for the whole run */
 	cs_config *c = &srv.cfg;
-	*c = (cs_config){"./convstore-data",
-			 "127.0.0.1",
-			 CS_DEFAULT_PORT,
-			 CS_DEFAULT_CONNECTIONS,
-			 CS_DEFAULT_MAX_BODY,
-			 CS_DEFAULT_MAX_EVENT_BYTES,
-			 CS_DEFAULT_MAX_REQUEST_EVENTS,
-			 NULL,
-			 false,
-			 CS_LOG_INFO};
+	*c = (cs_config){.data = "./convstore-data",
+			 .listen = "127.0.0.1",
+			 .port = CS_DEFAULT_PORT,
+			 .threads = CS_DEFAULT_CONNECTIONS,
+			 .max_body = CS_DEFAULT_MAX_BODY,
+			 .max_event = CS_DEFAULT_MAX_EVENT_BYTES,
+			 .max_events = CS_DEFAULT_MAX_REQUEST_EVENTS,
+			 .log_level = CS_LOG_INFO};
 	int rc = parse_flags(c, argc, argv);
 	if (rc >= 0)
 		return rc;

@@ -90,8 +90,12 @@ static void put_histogram(FILE *f, const char *name, const char *labels, atomic_
 			fprintf(f, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, cum);
 	}
 	size_t n = strlen(labels);
-	fprintf(f, "%s_sum{%.*s} %.6f\n%s_count{%.*s} %llu\n", name, n ? (int)n - 1 : 0, labels,
-		sum, name, n ? (int)n - 1 : 0, labels, cum);
+	if (!n) {
+		fprintf(f, "%s_sum %.6f\n%s_count %llu\n", name, sum, name, cum);
+		return;
+	}
+	fprintf(f, "%s_sum{%.*s} %.6f\n%s_count{%.*s} %llu\n", name, (int)n - 1, labels, sum, name,
+		(int)n - 1, labels, cum);
 }
 
 static void render_requests(FILE *f, cs_metrics *m)

@@ -68,6 +68,7 @@ typedef struct cs_config {
 	size_t max_body;    /* bytes of one request body */
 	size_t max_event;   /* bytes of one packed event (the store checks) */
 	size_t max_events;  /* events in one append */
+	size_t max_map;	    /* the store's map cap in bytes; 0: none but the disk */
 	const char *keys;   /* key file; NULL: one tenant "default", no auth, loopback only */
 	bool no_sync;
 	enum cs_log_level log_level;
