@@ -11,9 +11,9 @@
 
 static srv S;
 
-#define EVM   "\"message\":{\"role\":\"user\",\"content\":\"hi\"}"
-#define EV    "{" EVM "}"
-#define PB    "Content-Type: application/x-protobuf\r\n"
+#define EVM    "\"message\":{\"role\":\"user\",\"content\":\"hi\"}"
+#define EV     "{" EVM "}"
+#define PB     "Content-Type: application/x-protobuf\r\n"
 #define APPEND "/v1/conversations/m1/events"
 
 typedef struct bad {
@@ -38,12 +38,14 @@ static const bad catalogue[] = {
     {"POST", APPEND, JSON_HDR,
      "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"x\"},\"colour\":\"red\"}]}", E400},
     {"POST", APPEND, JSON_HDR,
-     "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"x\"},\"tool_call\":{\"id\":\"a\"}}]}",
+     "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"x\"},\"tool_call\":{\"id\":\"a\"}}"
+     "]}",
      E400},
     {"POST", APPEND, JSON_HDR, "{\"events\":[{}]}", E400},
-    {"POST", APPEND, JSON_HDR, "{\"events\":[{\"message\":{\"role\":\"robot\",\"content\":\"x\"}}]}",
+    {"POST", APPEND, JSON_HDR,
+     "{\"events\":[{\"message\":{\"role\":\"robot\",\"content\":\"x\"}}]}", E400},
+    {"POST", APPEND, JSON_HDR, "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":42}}]}",
      E400},
-    {"POST", APPEND, JSON_HDR, "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":42}}]}", E400},
     {"POST", APPEND, JSON_HDR, "{\"expected_version\":\"abc\",\"events\":[" EV "]}", E400},
     {"POST", APPEND, JSON_HDR, "{\"expected_version\":-1,\"events\":[" EV "]}", E400},
     {"POST", APPEND, JSON_HDR, "{\"expected_version\":1e30,\"events\":[" EV "]}", E400},
@@ -193,8 +195,9 @@ static void test_huge_bodies(void)
 	httpc c;
 	httpc_response r;
 	httpc_init(&c, "127.0.0.1", S.port);
-	const char *head = "POST " APPEND " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-			   "Content-Length: 200000\r\n\r\n";
+	const char *head =
+	    "POST " APPEND " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+	    "Content-Length: 200000\r\n\r\n";
 	CHECK_EQ_INT(httpc_send_raw(&c, head, strlen(head)), 0);
 	CHECK_EQ_INT(httpc_read_response(&r, &c), 0);
 	CHECK_EQ_INT(r.status, 413);
@@ -221,8 +224,8 @@ static void test_huge_bodies(void)
 
 int main(void)
 {
-	const char *args[] = {"--max-body", "100000", "--max-events", "50", "--max-event", "4096",
-			      NULL};
+	const char *args[] = {"--max-body", "100000", "--max-events", "50", "--max-event",
+			      "4096",	    NULL};
 	srv_start(&S, args);
 	CHECK_EQ_INT(srv_json(&S, NULL, "POST", APPEND, "{\"events\":[" EV "," EV "]}"), 201);
 	char *before = snapshot();
