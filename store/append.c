@@ -283,7 +283,10 @@ static int snap_take(cs_request *req, const Convstore__V1__Head *head, cs_error 
 		return cs_error_set(err, CS_ENOMEM, "out of memory for a snapshot");
 	req->snaps = grown;
 	cs_snap *sn = &grown[req->n_snaps];
-	int rc = cs_record_pack(&sn->rec, &sn->len, &head->base, err);
+	/* A snapshot is a folded state: without the head's first_version (history.c). */
+	Convstore__V1__Head h = *head;
+	h.first_version = 0;
+	int rc = cs_record_pack(&sn->rec, &sn->len, &h.base, err);
 	if (rc)
 		return rc;
 	sn->version = head->version;
@@ -474,6 +477,7 @@ int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 	case CS_REQ_FORK: return cs_fork_apply(ctx, req, err);
 	case CS_REQ_ERASE: return cs_erase_apply(ctx, req, err);
 	case CS_REQ_SWEEP: return cs_sweep_apply(ctx, req, err);
+	case CS_REQ_REBUILD: return cs_rebuild_apply(ctx, req, err);
 	default: break;
 	}
 

@@ -18,6 +18,9 @@
  * own events up to v with the one reducer (reduce.c). So the cost is bounded by snapshot_every
  * folds per fork level, whatever the conversation's length.
  *
+ * A head's first_version (what retention removed) is not part of the fold: cs_head_at() results
+ * and snapshots have it 0, and only the stored head says it.
+ *
  * Everything here runs inside a transaction the caller owns (read or write), so the writer uses
  * the same code to fork (the new conversation starts from its parent's state at N).
  */
@@ -318,17 +321,22 @@ int cs_head_at(Head **out, cs_store *s, MDB_txn *txn, const Head *head, uint64_t
 	if (version > head->version)
 		return cs_error_set(err, CS_EINVAL, "version %llu is beyond the current %llu",
 				    (unsigned long long)version, (unsigned long long)head->version);
+	int rc;
 	if (version == head->version) {
 		/* The head is the state now: a copy of it. */
 		unsigned char *rec;
 		size_t len;
-		int rc = cs_record_pack(&rec, &len, &head->base, err);
-		if (rc)
+		if ((rc = cs_record_pack(&rec, &len, &head->base, err)))
 			return rc;
 		rc = cs_record_unpack((ProtobufCMessage **)out, &convstore__v1__head__descriptor,
 				      rec, len, s->max_raw, "head", err);
 		free(rec);
-		return rc;
+	} else {
+		rc = head_at(out, s, txn, head, version, 0, err);
 	}
-	return head_at(out, s, txn, head, version, 0, err);
+	/* What retention removed is a fact about the store now, not about the state at a version:
+	 * folded states (and so snapshots) never carry it; heads do. */
+	if (!rc)
+		(*out)->first_version = 0;
+	return rc;
 }

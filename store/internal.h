@@ -14,6 +14,15 @@
  *   read.c     stream, feed and head reads
  *   verify.c   whole-store checks
  *   store.c    open/close, meta and format version, stats, ids
+ *
+ * The read side (issue 3):
+ *   history.c  a conversation's history across forks; state at a version (snapshot + fold)
+ *   views.c    the inline views written with each append: snapshots, list, usage, retain
+ *   convops.c  create, update, fork, erase and the retention sweep, inside the writer
+ *   state.c    the state, summary and messages views
+ *   list.c     the conversation list and its cursor
+ *   usage.c    usage queries over the rollups
+ *   rebuild.c  every projection recomputed from the events, for verify and rebuild
  */
 #ifndef CONVSTORE_INTERNAL_H
 #define CONVSTORE_INTERNAL_H
@@ -203,7 +212,8 @@ enum cs_request_kind {
 	CS_REQ_UPDATE,	   /* one conversation_updated event; the conversation must exist */
 	CS_REQ_FORK,	   /* one conversation_forked event into a new conversation */
 	CS_REQ_ERASE,
-	CS_REQ_SWEEP, /* retention, for every conversation with a policy */
+	CS_REQ_SWEEP,	/* retention, for every conversation with a policy */
+	CS_REQ_REBUILD, /* every projection from the events (rebuild.c) */
 };
 
 /* A snapshot taken while deciding, written if the request commits. */
@@ -220,13 +230,14 @@ typedef struct cs_request {
 	int64_t expected_version;
 	cs_prepared *events;
 	size_t n;
-	bool client_ids;       /* at least one event came with an id of its own */
-	const char *parent_id; /* CS_REQ_FORK: the parent; conversation_id is the fork */
-	uint64_t at_version;   /* CS_REQ_FORK */
-	bool purge;	       /* CS_REQ_ERASE */
-	int64_t now_seconds;   /* CS_REQ_SWEEP: the clock max_age is judged by */
-	uint64_t removed;      /* CS_REQ_SWEEP: events removed */
-	cs_snap *snaps;	       /* taken while deciding */
+	bool client_ids;	    /* at least one event came with an id of its own */
+	const char *parent_id;	    /* CS_REQ_FORK: the parent; conversation_id is the fork */
+	uint64_t at_version;	    /* CS_REQ_FORK */
+	bool purge;		    /* CS_REQ_ERASE */
+	int64_t now_seconds;	    /* CS_REQ_SWEEP: the clock max_age is judged by */
+	uint64_t removed;	    /* CS_REQ_SWEEP: events removed */
+	cs_rebuild_report *rebuild; /* CS_REQ_REBUILD: the report */
+	cs_snap *snaps;		    /* taken while deciding */
 	size_t n_snaps;
 	/* results, written by the writer */
 	int rc;
@@ -265,6 +276,14 @@ int cs_events_commit(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *he
 		     cs_error *err);
 /* Whether @stream has a tombstone (it was erased and not purged). */
 int cs_tombstone_get(bool *out, MDB_txn *txn, cs_store *s, const cs_key *stream, cs_error *err);
+
+/* ---- rebuild.c ---------------------------------------------------------------------------- */
+
+/* Compare every derived record with a fresh fold of the events; *differences counts records
+ * missing, different or extra, @first (optional) describes the first. */
+int cs_projections_check(uint64_t *differences, cs_store *s, MDB_txn *txn, cs_error *first,
+			 cs_error *err);
+int cs_rebuild_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
 
 /* ---- convops.c --------------------------------------------------------------------------- */
 
@@ -362,6 +381,12 @@ void cs_counter_add(Convstore__V1__UsageCounter *c, const Convstore__V1__ModelRe
 /* Keep the retain index in step with @h's policy (@h NULL: the conversation is gone). */
 int cs_retain_sync(MDB_txn *txn, cs_store *s, const cs_key *stream, const Convstore__V1__Head *h,
 		   cs_error *err);
+
+/* ---- state.c ----------------------------------------------------------------------------- */
+
+/* @h in the state view's shape, without transcript and pending calls (a list item). */
+int cs_summary_of(Convstore__V1__ConversationState **out, const Convstore__V1__Head *h,
+		  cs_error *err);
 
 /* ---- store.c ----------------------------------------------------------------------------- */
 

@@ -76,60 +76,36 @@ static size_t clamp_limit(size_t limit)
 	return limit == 0 ? 100 : limit > 10000 ? 10000 : limit;
 }
 
-/* Walk one stream's index from @from in @direction, loading up to @limit events. */
-static int read_stream_txn(cs_event_page *out, cs_store *s, MDB_txn *txn, const cs_key *stream,
-			   const char *tenant, const char *conv, uint64_t from, size_t limit,
-			   enum cs_direction dir, cs_error *err)
+/* The nearest version at or after (forward) / before (backward) @v that the history holds;
+ * 0 when there is none. */
+static uint64_t held_from(const cs_history *hist, uint64_t v, enum cs_direction dir)
 {
-	MDB_cursor *cur;
-	int rc = mdb_cursor_open(txn, s->env.streams, &cur);
-	if (rc)
-		return cs_lmdb_error(err, rc, "cursor");
-	cs_key k;
-	cs_key_version(&k, tenant, conv, from ? from : UINT64_MAX);
-	MDB_val key = {k.len, k.b}, val;
-	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	if (dir == CS_BACKWARD && (rc == MDB_NOTFOUND || !cs_key_is_event_of(&key, stream) ||
-				   cs_get_be64((unsigned char *)key.mv_data + stream->len) > from))
-		rc = mdb_cursor_get(cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
-	MDB_cursor_op step = dir == CS_BACKWARD ? MDB_PREV : MDB_NEXT;
-	uint64_t expect = dir == CS_FORWARD ? from : 0; /* 0: take the first as it comes */
-	out->next = 0;
-	int res = CS_OK;
-	for (; rc == 0 && cs_key_is_event_of(&key, stream);
-	     rc = mdb_cursor_get(cur, &key, &val, step)) {
-		uint64_t version = cs_get_be64((unsigned char *)key.mv_data + stream->len);
-		if (out->n == limit) {
-			out->next = version;
-			break;
-		}
-		/* Versions are gapless: a missing one is damage, not a shorter history. */
-		if (expect && version != expect) {
-			res =
-			    cs_error_set(err, CS_ECORRUPT, "version %llu is missing from the index",
-					 (unsigned long long)expect);
-			break;
-		}
-		expect = dir == CS_BACKWARD ? version - 1 : version + 1;
-		if (val.mv_size != 8) {
-			res =
-			    cs_error_set(err, CS_ECORRUPT, "index entry of version %llu is damaged",
-					 (unsigned long long)version);
-			break;
-		}
-		Event *ev;
-		res = cs_event_load(&ev, s, txn, cs_get_be64(val.mv_data), err);
-		if (res == CS_ENOTFOUND)
-			res =
-			    cs_error_set(err, CS_ECORRUPT, "version %llu points to a missing event",
-					 (unsigned long long)version);
-		if (res || (res = page_push(out, ev, limit, err)))
-			break;
+	if (dir == CS_FORWARD) {
+		for (size_t i = 0; i < hist->n; i++)
+			if (v <= hist->seg[i].hi)
+				return v >= hist->seg[i].held ? v : hist->seg[i].held;
+		return 0;
 	}
-	mdb_cursor_close(cur);
-	if (!res && rc != 0 && rc != MDB_NOTFOUND)
-		res = cs_lmdb_error(err, rc, "stream");
-	return res;
+	for (size_t i = hist->n; i-- > 0;)
+		if (v >= hist->seg[i].held)
+			return v <= hist->seg[i].hi ? v : hist->seg[i].hi;
+	return 0;
+}
+
+static int read_history(cs_event_page *out, cs_store *s, MDB_txn *txn, const cs_history *hist,
+			uint64_t from, size_t limit, enum cs_direction dir, cs_error *err)
+{
+	uint64_t v = held_from(hist, from, dir);
+	while (v && out->n < limit) {
+		Event *ev;
+		int rc = cs_history_event(&ev, s, txn, hist, v, err);
+		if (rc || (rc = page_push(out, ev, limit, err)))
+			return rc;
+		v = dir == CS_FORWARD ? held_from(hist, v + 1, dir)
+				      : (v > 1 ? held_from(hist, v - 1, dir) : 0);
+	}
+	out->next = v;
+	return CS_OK;
 }
 
 int cs_store_read_stream(cs_event_page *out, cs_store *s, const char *tenant, const char *conv,
@@ -146,19 +122,22 @@ int cs_store_read_stream(cs_event_page *out, cs_store *s, const char *tenant, co
 	int rc = cs_txn_begin(&txn, &s->env, false, err);
 	if (rc)
 		return rc;
-	cs_key hk;
-	cs_key_head(&hk, &stream);
-	MDB_val key = {hk.len, hk.b}, val;
-	int mrc = mdb_get(txn, s->env.streams, &key, &val);
-	if (mrc == MDB_NOTFOUND)
+	Convstore__V1__Head *h;
+	rc = cs_head_load(&h, s, txn, &stream, err);
+	if (rc == CS_ENOTFOUND)
 		rc = cs_error_set(err, CS_ENOTFOUND, "conversation \"%s\" not found", conv);
-	else if (mrc)
-		rc = cs_lmdb_error(err, mrc, "head");
-	else
-		rc =
-		    read_stream_txn(out, s, txn, &stream, tenant, conv,
-				    direction == CS_FORWARD && from_version == 0 ? 1 : from_version,
-				    limit, direction, err);
+	if (!rc) {
+		cs_history hist;
+		uint64_t from = from_version;
+		if (direction == CS_FORWARD && from == 0)
+			from = 1;
+		if (direction == CS_BACKWARD && (from == 0 || from > h->version))
+			from = h->version;
+		rc = cs_history_open(&hist, s, txn, h, err);
+		if (!rc)
+			rc = read_history(out, s, txn, &hist, from, limit, direction, err);
+		cs_head_free(h);
+	}
 	cs_txn_abort(&s->env, txn);
 	if (rc)
 		cs_event_page_deinit(out);

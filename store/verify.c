@@ -1,14 +1,18 @@
 /*
  * verify.c - whole-store checks, for `convctl verify` and the crash tests.
  *
- * Four passes in one read transaction (a consistent snapshot while appends go on):
+ * Five passes in one read transaction (a consistent snapshot while appends go on):
  *   1. the log: every record's framing, CRC and decode; its position field matches its key;
- *      the stream index maps its (tenant, conversation, version) back to this position.
+ *      the stream index maps its (tenant, conversation, version) back to this position (except
+ *      for the content-free conversation_deleted records an erase leaves, which have no stream).
  *   2. meta: last_position is not behind the log (or the next append would collide).
- *   3. the streams: each stream's index entries with gapless versions from 1, each pointing to
- *      an existing event, then its head (keys.c), whose version and last position equal the
+ *   3. the streams: each stream's index entries with gapless versions, from the first version
+ *      it owns (1; after a fork point; or after what retention removed), each pointing to an
+ *      existing event, then its head (keys.c), whose version and last position equal the
  *      stream's last indexed event; no index entries without a head.
  *   4. the id index: every entry names a version whose event carries that id.
+ *   5. the projections (rebuild.c): heads, snapshots, list, usage, fork links and the retain
+ *      index equal, byte for byte, a fresh fold of the events by the one reducer.
  * Every problem is counted; the first is described in err with its position. Nothing is
  * repaired here.
  */
@@ -26,6 +30,7 @@ typedef struct verify_ctx {
 	/* The index walk: entries come in key order, each stream's versions together ascending. */
 	unsigned char prefix[CS_STREAM_KEY_MAX];
 	size_t prefix_len;
+	uint64_t first;	   /* the first version seen in the current stream */
 	uint64_t version;  /* the last version seen in the current stream */
 	uint64_t last_pos; /* and its position */
 	bool saw_head;
@@ -63,6 +68,12 @@ static void check_log_entry(verify_ctx *v, const MDB_val *key, const MDB_val *va
 		return;
 	}
 	v->rep->records++;
+	bool streamless = ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_DELETED &&
+			  ev->version == 0;
+	if (streamless && ev->position == pos) {
+		protobuf_c_message_free_unpacked(&ev->base, NULL);
+		return;
+	}
 	if (ev->position != pos || !cs_id_valid(ev->tenant) || !cs_id_valid(ev->conversation_id)) {
 		problem(v, pos, "position %llu: envelope says position %llu",
 			(unsigned long long)pos, (unsigned long long)ev->position);
@@ -120,6 +131,7 @@ static void check_stream_entry(verify_ctx *v, const MDB_val *key, const MDB_val 
 		memcpy(v->prefix, key->mv_data, plen);
 		v->prefix_len = plen;
 		v->version = 0;
+		v->first = 0;
 		v->last_pos = 0;
 		v->saw_head = false;
 	}
@@ -128,7 +140,9 @@ static void check_stream_entry(verify_ctx *v, const MDB_val *key, const MDB_val 
 		return;
 	}
 	uint64_t pos = val->mv_size == 8 ? cs_get_be64(val->mv_data) : 0;
-	if (version != v->version + 1)
+	if (!v->version)
+		v->first = version; /* the head says whether the stream should start here */
+	else if (version != v->version + 1)
 		problem(v, pos, "position %llu: version %llu follows version %llu (a gap)",
 			(unsigned long long)pos, (unsigned long long)version,
 			(unsigned long long)v->version);
@@ -161,6 +175,16 @@ static void check_head(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 		ok = stream.len + 8 == key->mv_size &&
 		     memcmp(stream.b, key->mv_data, stream.len) == 0;
 	}
+	/* The first own version: 1, after the fork point, or after what retention removed; a
+	 * stream whose own events retention removed entirely has none. */
+	uint64_t first = h->parent ? h->parent->version + 1 : 1;
+	if (h->first_version > first)
+		first = h->first_version;
+	if (ok && v->version && v->first != first)
+		problem(v, v->last_pos, "\"%s\" starts at version %llu, expected %llu", h->id,
+			(unsigned long long)v->first, (unsigned long long)first);
+	if (!v->version && ok && h->version + 1 == first)
+		v->version = h->version, v->last_pos = h->last_position;
 	if (!ok || h->version != v->version || h->last_position != v->last_pos)
 		problem(v, h->last_position,
 			"head of \"%s\" says version %llu at position %llu; the index says %llu at "
@@ -227,6 +251,14 @@ int cs_store_verify(cs_verify_report *out, cs_store *s, cs_error *err)
 		check_stream_end(&v);
 	if (!rc)
 		rc = walk(&v, s->env.idem, check_id_entry);
+	uint64_t diffs = 0;
+	cs_error first = CS_ERROR_INIT;
+	if (!rc)
+		rc = cs_projections_check(&diffs, s, v.txn, &first, err);
+	if (!rc && diffs) {
+		problem(&v, 0, "%s", first.msg);
+		out->problems += diffs - 1;
+	}
 	cs_txn_abort(&s->env, v.txn);
 	if (rc)
 		return rc;

@@ -161,7 +161,9 @@ enum cs_direction { CS_FORWARD = 0, CS_BACKWARD = 1 };
 
 /**
  * Read up to @limit events of one conversation starting at @from_version, forward (ascending)
- * or backward (descending; from_version 0 means "from the last event").
+ * or backward (descending; from_version 0 means "from the last event"). A fork's versions up to
+ * its fork point are its parent's events (their conversation_id says so). Versions removed by
+ * retention are skipped: a forward read from below the oldest one kept starts at it.
  *
  * @param[out] out  a page (zero-initialise before the call; deinit after); next is the version
  *                  to continue from, 0 when there is nothing more.
@@ -295,6 +297,15 @@ int cs_store_erase(cs_append_result *out, cs_store *store, const char *tenant,
  */
 int cs_store_state(Convstore__V1__ConversationState **out, cs_store *store, const char *tenant,
 		   const char *conversation_id, uint64_t at_version, cs_error *err);
+
+/**
+ * The state view without messages and pending_tool_calls (what a list item shows), now or
+ * @at_version. Its cost does not grow with the conversation's length (a snapshot and at most
+ * options.snapshot_every folds), while cs_store_state() reads every event for the transcript.
+ * Errors as cs_store_state().
+ */
+int cs_store_summary(Convstore__V1__ConversationState **out, cs_store *store, const char *tenant,
+		     const char *conversation_id, uint64_t at_version, cs_error *err);
 
 /**
  * The messages view: the transcript in OpenAI chat-completions form (API.md), now or
