@@ -230,43 +230,41 @@ static int view_version(uint64_t *out, cs_req *r, uint64_t at, cs_error *err)
 	return CS_OK;
 }
 
-enum MHD_Result cs_h_state(cs_req *r)
+/*
+ * The state view and the messages view share their ETag (the version they show) and the 304
+ * that If-None-Match earns before anything is folded; only the store call differs.
+ */
+static enum MHD_Result reply_view(cs_req *r, bool transcript)
 {
 	cs_error err = CS_ERROR_INIT;
 	uint64_t at, version = 0;
-	Convstore__V1__ConversationState *st = NULL;
+	ProtobufCMessage *view = NULL;
 	int rc = cs_query_u64(&at, r, "at_version", 0, 1, UINT64_MAX, &err);
 	if (!rc)
 		rc = view_version(&version, r, at, &err);
 	if (!rc && cs_req_not_modified(r, version))
 		return cs_reply_empty(r, MHD_HTTP_NOT_MODIFIED, version);
-	if (!rc)
-		rc = cs_store_state(&st, r->srv->store, r->tenant, r->id, at, &err);
+	if (!rc && transcript)
+		rc = cs_store_messages((Convstore__V1__ChatTranscript **)&view, r->srv->store,
+				       r->tenant, r->id, at, &err);
+	else if (!rc)
+		rc = cs_store_state((Convstore__V1__ConversationState **)&view, r->srv->store,
+				    r->tenant, r->id, at, &err);
 	if (rc)
 		return cs_reply_error(r, &err);
-	enum MHD_Result ret = cs_reply_message(r, MHD_HTTP_OK, &st->base, st->version);
-	protobuf_c_message_free_unpacked(&st->base, NULL);
+	enum MHD_Result ret = cs_reply_message(r, MHD_HTTP_OK, view, version);
+	protobuf_c_message_free_unpacked(view, NULL);
 	return ret;
+}
+
+enum MHD_Result cs_h_state(cs_req *r)
+{
+	return reply_view(r, false);
 }
 
 enum MHD_Result cs_h_messages(cs_req *r)
 {
-	cs_error err = CS_ERROR_INIT;
-	uint64_t at, version = 0;
-	Convstore__V1__ChatTranscript *t = NULL;
-	int rc = cs_query_u64(&at, r, "at_version", 0, 1, UINT64_MAX, &err);
-	if (!rc)
-		rc = view_version(&version, r, at, &err);
-	if (!rc && cs_req_not_modified(r, version))
-		return cs_reply_empty(r, MHD_HTTP_NOT_MODIFIED, version);
-	if (!rc)
-		rc =
-		    cs_store_messages(&t, r->srv->store, r->tenant, r->id, at ? at : version, &err);
-	if (rc)
-		return cs_reply_error(r, &err);
-	enum MHD_Result ret = cs_reply_message(r, MHD_HTTP_OK, &t->base, version);
-	protobuf_c_message_free_unpacked(&t->base, NULL);
-	return ret;
+	return reply_view(r, true);
 }
 
 enum MHD_Result cs_h_events(cs_req *r)
