@@ -1,0 +1,351 @@
+/*
+ * server.h - what the parts of convstored share: the configuration, the server object, the
+ * per-request context, and the functions each part (router.c, http.c, auth.c, metrics.c,
+ * log.c, the handlers) offers the others. Private to api/: struct MHD_* never leaves this folder,
+ * and nothing outside api/ includes this header.
+ *
+ * Threads: libmicrohttpd runs one thread per connection (see server.c for why), so a handler may
+ * block (in cs_store_append's group commit, in a long poll, in an SSE stream) without stalling
+ * other clients. Everything reachable from cs_server is safe to use from any thread: the store
+ * is, the keyring and configuration are read-only after start, metrics are atomic counters, and
+ * the feed signal has its own lock.
+ */
+#ifndef CONVSTORE_API_SERVER_H
+#define CONVSTORE_API_SERVER_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "convstore/pbjson.h"
+#include "convstore/store.h"
+#include "convstore/v1/api.pb-c.h"
+#include "routes.h"
+
+/* Roles, weakest first for the three tenant roles (API.md "Auth and tenants"). */
+enum cs_role {
+	CS_ROLE_NONE = 0, /* routes: no token needed */
+	CS_ROLE_READ,
+	CS_ROLE_APPEND,
+	CS_ROLE_ADMIN,
+	CS_ROLE_OPERATOR, /* tenant "*": /metrics and server-wide figures, no conversation */
+};
+
+/* Error codes of the HTTP layer, next to the store's CS_E* codes in http.c's one status table. */
+enum {
+	CS_HTTP_EUNAUTHENTICATED = -100, /* 401 */
+	CS_HTTP_EFORBIDDEN = -101,	 /* 403 */
+	CS_HTTP_EMETHOD = -102,		 /* 405 */
+	CS_HTTP_EMEDIA = -103,		 /* 415 */
+	CS_HTTP_ERATE = -104,		 /* 429 */
+};
+
+enum cs_log_level { CS_LOG_ERROR = 0, CS_LOG_WARN, CS_LOG_INFO, CS_LOG_DEBUG };
+
+/* Defaults of the flags (API.md "Default limits"). */
+#define CS_DEFAULT_PORT	       7070
+#define CS_DEFAULT_MAX_BODY    (32u << 20)
+#define CS_DEFAULT_CONNECTIONS 512
+#define CS_PAGE_LIMIT_DEFAULT  100
+#define CS_PAGE_LIMIT_MAX      1000
+#define CS_WAIT_MS_MAX	       60000 /* the longest long poll a client may ask for */
+#define CS_MAX_PARAMS	       32    /* query parameters in one request */
+#define CS_GZIP_MIN	       1024  /* smaller bodies are sent as they are */
+
+typedef struct cs_config {
+	const char *data;   /* store folder */
+	const char *listen; /* numeric IPv4 or IPv6 address */
+	unsigned port;	    /* 0: any free port (printed on stdout) */
+	unsigned threads;   /* connections served at once, one thread each */
+	size_t max_body;    /* bytes of one request body */
+	size_t max_event;   /* bytes of one packed event (the store checks) */
+	size_t max_events;  /* events in one append */
+	size_t max_map;	    /* the store's map cap in bytes; 0: none but the disk */
+	const char *keys;   /* key file; NULL: one tenant "default", no auth, loopback only */
+	bool no_sync;
+	enum cs_log_level log_level;
+} cs_config;
+
+typedef struct cs_keyring cs_keyring;
+
+/* Route metrics: counters by status class are kept per exact status among these. */
+#define CS_METRIC_STATUSES 20
+#define CS_METRIC_BUCKETS  14
+
+typedef struct cs_metrics {
+	atomic_ullong requests[CS_ROUTE_COUNT + 1][CS_METRIC_STATUSES];
+	atomic_ullong duration_buckets[CS_ROUTE_COUNT + 1][CS_METRIC_BUCKETS];
+	atomic_ullong duration_us_sum[CS_ROUTE_COUNT + 1];
+	atomic_ullong append_events_buckets[CS_METRIC_BUCKETS];
+	atomic_ullong append_events_sum;
+	atomic_ullong append_latency_buckets[CS_METRIC_BUCKETS];
+	atomic_ullong append_latency_us_sum;
+	atomic_ullong appends;
+} cs_metrics;
+
+typedef struct cs_server {
+	cs_config cfg;
+	cs_store *store;
+	cs_keyring *keys; /* NULL without --keys */
+	struct MHD_Daemon *daemon;
+	cs_metrics metrics;
+	/* The feed signal: bumped and broadcast after every successful write, so that long polls
+	 * and SSE streams wake up; also broadcast when draining. */
+	pthread_mutex_t feed_lock;
+	pthread_cond_t feed_cond;
+	uint64_t feed_seq;
+	atomic_bool draining;
+	atomic_int in_flight;
+} cs_server;
+
+/* One query parameter, percent-decoded. */
+typedef struct cs_param {
+	char *key;
+	char *value;
+} cs_param;
+
+/* One request, from its headers to its completion callback. */
+typedef struct cs_req {
+	cs_server *srv;
+	struct MHD_Connection *conn;
+	enum cs_route_id route;
+	const char *method;
+	char id[CS_MAX_ID_LEN + 1]; /* the {id} segment, decoded and checked */
+	const char *tenant;	    /* NULL until authenticated */
+	enum cs_role role;
+	char trace_id[33], span_id[17]; /* from traceparent; "" when absent or malformed */
+	bool pb_in, pb_out, gzip_ok;
+	cs_param params[CS_MAX_PARAMS];
+	size_t n_params;
+	char *body;
+	size_t body_len, body_cap;
+	bool body_too_big;
+	bool answered; /* a response is queued */
+	struct timespec start;
+	unsigned status;
+	char error[256]; /* the error message sent, for the log line */
+	char allow[64];	 /* 405: the methods the path takes */
+} cs_req;
+
+typedef enum MHD_Result (*cs_handler)(cs_req *r);
+
+/* ---- handlers (conv.c, feed.c, ops.c): each queues exactly one response ------------------- */
+#define CS_ROUTE_DECL(name, method, path, role, handler, params) enum MHD_Result handler(cs_req *r);
+CS_ROUTES(CS_ROUTE_DECL)
+#undef CS_ROUTE_DECL
+
+/* ---- conv.c: what the conversation handlers share ----------------------------------------- */
+
+/**
+ * The entries of a request's map<string, string>, re-typed as entries of @desc (the event's own
+ * map type, same layout) so that the store packs and checks them with the right descriptor.
+ * The strings stay the request's. Free the array with free(). NULL when *@n is 0 or memory runs
+ * out (*@n is then 0).
+ */
+void **cs_map_retype(const ProtobufCMessageDescriptor *desc, void *const *src, size_t *n);
+
+/** A body's id: @given (checked like a path id), or a new UUID v4 when it is empty. */
+int cs_body_id(char out[CS_MAX_ID_LEN + 1], const char *given, cs_error *err);
+
+/** Reply @status with the state view of @id (after a create, patch or fork). */
+enum MHD_Result cs_reply_state(cs_req *r, unsigned status, const char *id);
+
+/**
+ * The expected version of a write: the body's (@body_set, @body_value) or If-Match ("N", or *
+ * for any); when both are given they must agree. CS_ANY_VERSION when neither is.
+ */
+int cs_if_match(int64_t *out, const cs_req *r, bool body_set, uint64_t body_value, cs_error *err);
+
+/** After a write returned @rc: wake feed readers when it stored something. Returns @rc. */
+int cs_write_done(cs_req *r, int rc);
+
+/** Clear what the API does not show of stored events (the tenant). */
+void cs_events_public(Convstore__V1__Event **events, size_t n);
+
+/* ---- router.c ------------------------------------------------------------------------------ */
+
+typedef struct cs_route_info {
+	const char *method;
+	const char *path;
+	enum cs_role role;
+	cs_handler handler;
+	const char *params;
+} cs_route_info;
+
+extern const cs_route_info cs_routes[CS_ROUTE_COUNT];
+
+/**
+ * Find the route of @method and the raw (still percent-encoded) @path; fill r->route and r->id.
+ * On CS_HTTP_EMETHOD, r->allow lists the methods the path does take ("GET, POST").
+ * @return CS_OK; CS_ENOTFOUND (no such path); CS_HTTP_EMETHOD; CS_EINVAL (a bad id).
+ */
+int cs_route_match(cs_req *r, const char *method, const char *path, cs_error *err);
+
+/**
+ * Percent-decode @in into @out (@out_size bytes with the NUL). Refuses malformed escapes, a
+ * decoded NUL, and output that does not fit.
+ */
+int cs_percent_decode(char *out, size_t out_size, const char *in, cs_error *err);
+
+/** Read and check the query string against the route's parameter list (into r->params). */
+int cs_query_parse(cs_req *r, cs_error *err);
+
+/** The decoded value of query parameter @name, or NULL. */
+const char *cs_query_get(const cs_req *r, const char *name);
+
+/**
+ * Parse query parameter @name as a decimal integer in [@min, @max]; @def when absent.
+ * @return CS_OK; CS_EINVAL naming the parameter.
+ */
+int cs_query_u64(uint64_t *out, const cs_req *r, const char *name, uint64_t def, uint64_t min,
+		 uint64_t max, cs_error *err);
+
+/** Parse a whole decimal number (no sign, no spaces) into @out. */
+bool cs_parse_u64(uint64_t *out, const char *s);
+
+/* ---- http.c: negotiation, bodies, the one error replier --------------------------------- */
+
+/** The HTTP status of a CS_* or CS_HTTP_* code (the one table). */
+unsigned cs_http_status(int code);
+
+/** Queue the error response for @e: {"error": {"code", "message", current_version?, index?}}. */
+enum MHD_Result cs_reply_error(cs_req *r, const cs_error *e);
+
+/** cs_reply_error() for a code and a message made here. */
+enum MHD_Result cs_reply_fail(cs_req *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/**
+ * Queue @msg with @status, as JSON or protobuf (r->pb_out), gzip when it pays. @etag_version:
+ * sent as ETag "<n>" when not 0.
+ */
+enum MHD_Result cs_reply_message(cs_req *r, unsigned status, const ProtobufCMessage *msg,
+				 uint64_t etag_version);
+
+/** Queue @len bytes of @content_type; @buf is copied. */
+enum MHD_Result cs_reply_bytes(cs_req *r, unsigned status, const char *content_type,
+			       const char *buf, size_t len);
+
+/** Queue an empty response (204, 304); @etag_version as for cs_reply_message(). */
+enum MHD_Result cs_reply_empty(cs_req *r, unsigned status, uint64_t etag_version);
+
+/** Queue @resp (ownership stays with the caller) with @status, counting it for the log. */
+enum MHD_Result cs_reply_queue(cs_req *r, unsigned status, struct MHD_Response *resp);
+
+/**
+ * Decode the request body as @desc (JSON or protobuf by Content-Type). An empty body decodes as
+ * the empty message. Protobuf input gets the UTF-8 and JSON text checks JSON input gets from
+ * the codec. @out: free with protobuf_c_message_free_unpacked(*out, NULL).
+ */
+int cs_body_decode(ProtobufCMessage **out, cs_req *r, const ProtobufCMessageDescriptor *desc,
+		   cs_error *err);
+
+/** Read the request's Accept, Accept-Encoding, Content-Type and traceparent headers. */
+int cs_req_negotiate(cs_req *r, bool has_body, cs_error *err);
+
+/** The value of request header @name, or NULL. */
+const char *cs_req_header(const cs_req *r, const char *name);
+
+/**
+ * Whether the If-None-Match header names @version ("N", W/"N", a list, or *).
+ */
+bool cs_req_not_modified(const cs_req *r, uint64_t version);
+
+/* ---- present.c ----------------------------------------------------------------------------- */
+
+/**
+ * Add to @obj (the codec's JSON of a @desc message) the lists and numbers the codec left out at
+ * their default, recursively (see present.c for which and why).
+ */
+void cs_json_present(json_t *obj, const ProtobufCMessageDescriptor *desc, int depth);
+
+/**
+ * @msg as compact JSON for a response: the codec with CS_JSON_NULL_OPTIONAL, then
+ * cs_json_present(). malloc'd text; NULL on failure (@err says why).
+ */
+char *cs_json_text(const ProtobufCMessage *msg, cs_error *err);
+
+/* ---- auth.c -------------------------------------------------------------------------------- */
+
+/**
+ * Load the key file at @path: lines "<sha-256 hex> <tenant> <role>", blank lines and # comments.
+ * @return CS_OK; CS_EINVAL naming the line; CS_EIO; CS_ENOMEM.
+ */
+int cs_keyring_load(cs_keyring **out, const char *path, cs_error *err);
+void cs_keyring_free(cs_keyring *k);
+
+/** The distinct tenants of @k (not "*"): @i from 0 until it returns NULL. */
+const char *cs_keyring_tenant(const cs_keyring *k, size_t i);
+
+/**
+ * Authenticate @r (Authorization: Bearer) and check its role against the route's.
+ * @return CS_OK (r->tenant, r->role set); CS_HTTP_EUNAUTHENTICATED; CS_HTTP_EFORBIDDEN.
+ */
+int cs_auth_check(cs_req *r, cs_error *err);
+
+/** Print a fresh random token and its key-file line for @tenant and @role to stdout. */
+int cs_keygen(const char *tenant, const char *role, cs_error *err);
+
+/* ---- metrics.c ----------------------------------------------------------------------------- */
+
+void cs_metrics_request(cs_metrics *m, enum cs_route_id route, unsigned status, double seconds);
+void cs_metrics_append(cs_metrics *m, size_t events, double seconds);
+
+/** The Prometheus text of everything; malloc'd, NULL on failure. */
+char *cs_metrics_render(cs_server *srv, size_t *len, cs_error *err);
+
+/* ---- log.c --------------------------------------------------------------------------------- */
+
+/** One JSON line to stderr at @level: {"ts", "level", "msg"}. */
+void cs_log(const cs_server *srv, enum cs_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** The request's one line: method, route, status, duration, tenant, conversation, trace. */
+void cs_log_request(const cs_req *r, double seconds);
+
+/** Seconds since @start (CLOCK_MONOTONIC). */
+double cs_seconds_since(const struct timespec *start);
+
+/* ---- server.c ------------------------------------------------------------------------------ */
+
+/**
+ * Start serving on @addr (a sockaddr_in or sockaddr_in6), one thread per connection.
+ * @return CS_OK; CS_EIO when the address cannot be bound.
+ */
+int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err);
+
+/** The port actually bound (what --port 0 picked). */
+unsigned cs_server_port(const cs_server *srv);
+
+/**
+ * Stop accepting, let in-flight requests finish (long polls and streams are woken and end),
+ * waiting at most @grace_ms, then stop the daemon. The store stays open for the caller to close.
+ */
+void cs_server_drain(cs_server *srv, unsigned grace_ms);
+
+/** Wake every long poll and SSE stream: something was written (or the server is draining). */
+void cs_server_notify(cs_server *srv);
+
+/**
+ * Wait until cs_server_notify() is called after @seen was read, or @deadline (CLOCK_REALTIME)
+ * passes. Returns the current feed sequence number (store it in @seen for the next wait).
+ */
+uint64_t cs_server_wait(cs_server *srv, uint64_t seen, const struct timespec *deadline);
+
+/** The current feed sequence number, to pass to cs_server_wait() later. */
+uint64_t cs_server_seq(cs_server *srv);
+
+/* ---- openapi.c (generated from api/openapi.yaml at build time) ---------------------------- */
+
+extern const char cs_openapi_json[];
+extern const size_t cs_openapi_json_len;
+
+#endif

@@ -1,0 +1,151 @@
+/*
+ * test_auth.c - API keys, roles and tenants (API.md "Auth and tenants") against a convstored
+ * started with a key file made by `convstored --keygen`:
+ *   - a missing or unknown token is 401 (health checks need none);
+ *   - a role too weak is 403, decided before the conversation is looked at (also for ids that
+ *     do not exist);
+ *   - another tenant's conversation is 404 exactly like a missing one, ids are per tenant, and
+ *     feeds show only the tenant's own events;
+ *   - the operator reads /metrics and nothing else;
+ *   - without a key file a non-loopback address is refused, and --no-sync must be spelled out.
+ */
+#include "../check.h"
+#include "server.h"
+
+static srv S;
+static char tok_a_append[80], tok_a_read[80], tok_b_admin[80], tok_op[80];
+
+#define EV "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"hi\"}}]}"
+
+/* Run convstored --keygen; the token into @tok, the key-file line appended to @keys. */
+static void keygen(char *tok, FILE *keys, const char *tenant, const char *role)
+{
+	char cmd[512], line[256];
+	snprintf(cmd, sizeof(cmd), "%s --keygen '%s' %s", getenv("CONVSTORED"), tenant, role);
+	FILE *p = popen(cmd, "r");
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	CHECK(fgets(line, sizeof(line), p) && sscanf(line, "token: %79s", tok) == 1);
+	CHECK(fgets(line, sizeof(line), p) != NULL);
+	fputs(line, keys);
+	CHECK_EQ_INT(pclose(p), 0);
+}
+
+static int call(const char *tok, const char *method, const char *path, const char *body,
+		json_t **out)
+{
+	char headers[256];
+	snprintf(headers, sizeof(headers), "%s%s%s%s", body ? JSON_HDR : "",
+		 tok ? "Authorization: Bearer " : "", tok ? tok : "", tok ? "\r\n" : "");
+	httpc_response r = srv_req(&S, method, path, headers, body);
+	if (out)
+		*out = r.body ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
+	int status = r.status;
+	httpc_response_free(&r);
+	return status;
+}
+
+static void test_unauthenticated(void)
+{
+	json_t *b = NULL;
+	CHECK_EQ_INT(call(NULL, "GET", "/v1/events", NULL, &b), 401);
+	CHECK_STR_EQ(err_code(b), "unauthenticated");
+	json_decref(b);
+	CHECK_EQ_INT(call("not-a-token", "GET", "/v1/events", NULL, NULL), 401);
+	CHECK_EQ_INT(call(NULL, "POST", "/v1/conversations/x/events", EV, NULL), 401);
+	CHECK_EQ_INT(call(NULL, "GET", "/metrics", NULL, NULL), 401);
+	CHECK_EQ_INT(call(NULL, "GET", "/healthz", NULL, NULL), 200);
+	CHECK_EQ_INT(call(NULL, "GET", "/readyz", NULL, NULL), 200);
+}
+
+static void test_roles(void)
+{
+	json_t *b = NULL;
+	CHECK_EQ_INT(call(tok_a_append, "POST", "/v1/conversations/c1/events", EV, NULL), 201);
+	CHECK_EQ_INT(call(tok_a_read, "GET", "/v1/conversations/c1/events", NULL, NULL), 200);
+	CHECK_EQ_INT(call(tok_a_read, "POST", "/v1/conversations/c1/events", EV, &b), 403);
+	CHECK_STR_EQ(err_code(b), "permission_denied");
+	json_decref(b);
+	/* 403 comes first, whichever conversation is named */
+	CHECK_EQ_INT(call(tok_a_read, "POST", "/v1/conversations/nosuch/events", EV, NULL), 403);
+	CHECK_EQ_INT(call(tok_a_read, "DELETE", "/v1/conversations/nosuch", NULL, NULL), 403);
+	CHECK_EQ_INT(call(tok_a_append, "DELETE", "/v1/conversations/c1", NULL, NULL), 403);
+	CHECK_EQ_INT(call(tok_a_read, "POST", "/v1/conversations", "{}", NULL), 403);
+	CHECK_EQ_INT(
+	    call(tok_a_read, "POST", "/v1/conversations/c1/fork", "{\"at_version\":1}", NULL), 403);
+	CHECK_EQ_INT(call(tok_a_read, "PATCH", "/v1/conversations/c1", "{}", NULL), 403);
+	CHECK_EQ_INT(call(tok_a_append, "GET", "/metrics", NULL, NULL), 403);
+	CHECK_EQ_INT(call(tok_op, "GET", "/metrics", NULL, NULL), 200);
+	CHECK_EQ_INT(call(tok_op, "GET", "/v1/events", NULL, NULL), 403);
+	CHECK_EQ_INT(call(tok_op, "GET", "/v1/conversations/c1/events", NULL, NULL), 403);
+}
+
+static void test_tenants(void)
+{
+	json_t *b = NULL;
+	/* B cannot see A's c1: 404, the same body as for an id nobody has */
+	CHECK_EQ_INT(call(tok_b_admin, "GET", "/v1/conversations/c1/events", NULL, &b), 404);
+	CHECK_STR_EQ(err_code(b), "not_found");
+	json_decref(b);
+	CHECK_EQ_INT(call(tok_b_admin, "DELETE", "/v1/conversations/c1", NULL, NULL), 404);
+	CHECK_EQ_INT(call(tok_b_admin, "GET", "/v1/conversations/c1/forks", NULL, NULL), 404);
+	CHECK_EQ_INT(
+	    call(tok_b_admin, "POST", "/v1/conversations/c1/fork", "{\"at_version\":1}", NULL),
+	    404);
+	/* ids are per tenant: B's own c1 starts at version 1 */
+	CHECK_EQ_INT(call(tok_b_admin, "POST", "/v1/conversations/c1/events", EV, &b), 201);
+	CHECK_EQ_INT(jint(b, "first_version"), 1);
+	json_decref(b);
+	CHECK_EQ_INT(call(tok_a_append, "POST", "/v1/conversations/c1/events", EV, &b), 201);
+	CHECK_EQ_INT(jint(b, "first_version"), 2);
+	json_decref(b);
+	/* feeds: each tenant sees only its own events */
+	CHECK_EQ_INT(call(tok_a_read, "GET", "/v1/events?limit=1000", NULL, &b), 200);
+	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 2);
+	json_decref(b);
+	CHECK_EQ_INT(call(tok_b_admin, "GET", "/v1/events?limit=1000", NULL, &b), 200);
+	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 1);
+	json_decref(b);
+	CHECK_EQ_INT(call(tok_b_admin, "DELETE", "/v1/conversations/c1", NULL, NULL), 204);
+	CHECK_EQ_INT(call(tok_a_read, "GET", "/v1/conversations/c1/events", NULL, NULL), 200);
+}
+
+/* convstored's own refusals, without starting to serve. */
+static void test_refusals(void)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "%s --listen 0.0.0.0 --port 0 --data /nonexistent 2>/dev/null",
+		 getenv("CONVSTORED"));
+	CHECK_EQ_INT(WEXITSTATUS(system(cmd)), 2);
+	snprintf(cmd, sizeof(cmd), "%s --no-sy --port 0 --data /nonexistent 2>/dev/null",
+		 getenv("CONVSTORED"));
+	CHECK_EQ_INT(WEXITSTATUS(system(cmd)), 2);
+	snprintf(cmd, sizeof(cmd), "%s --keygen '*' read >/dev/null 2>&1", getenv("CONVSTORED"));
+	CHECK_EQ_INT(WEXITSTATUS(system(cmd)), 2);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/convstore-api-keys-XXXXXX", keys[sizeof(dir) + 8];
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(keys, sizeof(keys), "%s/keys", dir);
+	FILE *f = fopen(keys, "w");
+	fputs("# test keys\n\n", f);
+	keygen(tok_a_append, f, "tenant-a", "append");
+	keygen(tok_a_read, f, "tenant-a", "read");
+	keygen(tok_b_admin, f, "tenant-b", "admin");
+	keygen(tok_op, f, "*", "operator");
+	fclose(f);
+	const char *args[] = {"--keys", keys, NULL};
+	srv_start(&S, args);
+	CHECK_RUN(test_unauthenticated);
+	CHECK_RUN(test_roles);
+	CHECK_RUN(test_tenants);
+	CHECK_RUN(test_refusals);
+	CHECK_EQ_INT(srv_stop(&S), 0);
+	remove(keys);
+	rmdir(dir);
+	return check_finish();
+}
