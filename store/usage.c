@@ -85,6 +85,49 @@ static char kind_of(enum cs_usage_group g)
 	}
 }
 
+/* Sum one rollup record into @out under its row key. */
+static int sum_record(sums *out, cs_store *s, const cs_usage_query *q, const MDB_val *key,
+		      const MDB_val *val, size_t head, uint32_t day, cs_error *err)
+{
+	const unsigned char *b = key->mv_data;
+	Counter *c;
+	int res =
+	    cs_record_unpack((ProtobufCMessage **)&c, &convstore__v1__usage_counter__descriptor,
+			     val->mv_data, val->mv_size, s->max_raw, "usage record", err);
+	if (res)
+		return res;
+	char name[CS_MAX_ID_LEN + 1];
+	size_t len =
+	    row_key(name, sizeof(name), q->group_by, b + head + 4, key->mv_size - head - 4, day);
+	Counter *into = sum_at(out, name, len);
+	if (into)
+		counter_sum(into, c);
+	protobuf_c_message_free_unpacked(&c->base, NULL);
+	return into ? CS_OK : cs_error_set(err, CS_ENOMEM, "out of memory summing usage");
+}
+
+/* Every tenant's rollups of @kind in [from, to]: a walk of the whole database. */
+static int walk_all_tenants(sums *out, cs_store *s, MDB_cursor *cur, const cs_usage_query *q,
+			    uint32_t from, uint32_t to, cs_error *err)
+{
+	char kind = kind_of(q->group_by);
+	MDB_val key, val;
+	int rc, res = CS_OK;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && !res;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		const unsigned char *b = key.mv_data;
+		size_t head = key.mv_size ? 1u + b[0] + 1 : 0;
+		if (key.mv_size < head + 4 || b[head - 1] != (unsigned char)kind)
+			continue;
+		uint32_t day = cs_get_be32(b + head);
+		if (day >= from && day <= to)
+			res = sum_record(out, s, q, &key, &val, head, day, err);
+	}
+	if (!res && rc && rc != MDB_NOTFOUND)
+		res = cs_lmdb_error(err, rc, "usage");
+	return res;
+}
+
 static int walk_rollups(sums *out, cs_store *s, MDB_txn *txn, const char *tenant,
 			const cs_usage_query *q, uint32_t from, uint32_t to, cs_error *err)
 {
@@ -92,13 +135,18 @@ static int walk_rollups(sums *out, cs_store *s, MDB_txn *txn, const char *tenant
 	int rc = mdb_cursor_open(txn, s->env.usage, &cur);
 	if (rc)
 		return cs_lmdb_error(err, rc, "cursor");
+	if (!tenant) {
+		rc = walk_all_tenants(out, s, cur, q, from, to, err);
+		mdb_cursor_close(cur);
+		return rc;
+	}
 	char kind = kind_of(q->group_by);
 	cs_key k;
 	cs_key_usage(&k, tenant, kind, from, NULL);
 	size_t head = k.len - 4; /* [tl][tenant][kind] */
 	MDB_val key = {k.len, k.b}, val;
 	int res = CS_OK;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE); rc == 0 && !res;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		const unsigned char *b = key.mv_data;
 		if (key.mv_size < head + 4 || memcmp(b, k.b, head) != 0)
@@ -106,22 +154,7 @@ static int walk_rollups(sums *out, cs_store *s, MDB_txn *txn, const char *tenant
 		uint32_t day = cs_get_be32(b + head);
 		if (day > to)
 			break;
-		Counter *c;
-		if ((res = cs_record_unpack((ProtobufCMessage **)&c,
-					    &convstore__v1__usage_counter__descriptor, val.mv_data,
-					    val.mv_size, s->max_raw, "usage record", err)))
-			break;
-		char name[CS_MAX_ID_LEN + 1];
-		size_t len = row_key(name, sizeof(name), q->group_by, b + head + 4,
-				     key.mv_size - head - 4, day);
-		Counter *into = sum_at(out, name, len);
-		if (into)
-			counter_sum(into, c);
-		protobuf_c_message_free_unpacked(&c->base, NULL);
-		if (!into) {
-			res = cs_error_set(err, CS_ENOMEM, "out of memory summing usage");
-			break;
-		}
+		res = sum_record(out, s, q, &key, &val, head, day, err);
 	}
 	mdb_cursor_close(cur);
 	if (!res && rc && rc != MDB_NOTFOUND)
@@ -167,7 +200,7 @@ int cs_store_usage(Convstore__V1__UsageReport **out, cs_store *s, const char *te
 		   const cs_usage_query *q, cs_error *err)
 {
 	*out = NULL;
-	if (!tenant || !cs_id_valid(tenant))
+	if (tenant && !cs_id_valid(tenant))
 		return cs_error_set(err, CS_EINVAL, "invalid tenant");
 	if ((unsigned)q->group_by > CS_USAGE_TOTAL)
 		return cs_error_set(err, CS_EINVAL, "unknown usage grouping %d", (int)q->group_by);

@@ -357,7 +357,8 @@ typedef struct cs_usage_query {
 /**
  * Token and cost totals of @tenant's model_response events (the UTC day is the event's
  * recorded_at), maintained inline and exact (cost summed in nano-dollars). Rows are ordered by
- * key. Erase and retention remove the share of the events they remove.
+ * key. Erase and retention remove the share of the events they remove. @tenant NULL sums every
+ * tenant's (for operators; it walks all rollups).
  * @return CS_OK; CS_EINVAL (bad group or range).
  */
 int cs_store_usage(Convstore__V1__UsageReport **out, cs_store *store, const char *tenant,
