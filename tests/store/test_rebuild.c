@@ -257,7 +257,8 @@ static void detect_and_repair(const char *what, const char *name)
 		fprintf(stderr, "  %s: the message does not name %s\n", what, name);
 	cs_rebuild_report rb = {0};
 	cs_error rerr = CS_ERROR_INIT;
-	CHECK_EQ_INT(cs_store_rebuild(&rb, S, &rerr), CS_OK);
+	if (!CHECK_EQ_INT(cs_store_rebuild(&rb, S, &rerr), CS_OK))
+		fprintf(stderr, "  %s: rebuild: %s\n", what, rerr.msg);
 	if (!CHECK(rb.differences >= 1))
 		fprintf(stderr, "  %s: rebuild counted no difference\n", what);
 	CHECK_EQ_INT(cs_store_verify(&rep, S, &err), CS_OK);
