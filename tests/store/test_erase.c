@@ -416,6 +416,33 @@ static void test_purge(void)
 	CHECK_EQ_UINT(rep.problems, 0);
 }
 
+/* Erasing the conversations whose ids, snapshots and index entries sort last in their
+ * databases, one after another, empties those databases from the end. This once failed with
+ * "delete: Invalid argument": after deleting the last entry of a database LMDB's cursor has no
+ * current entry to return. */
+static void test_erase_from_the_end(void)
+{
+	cs_store *s = vw_open_in(dir, "ends", 2);
+	cs_append_result r;
+	cs_error err = CS_ERROR_INIT;
+	const char *ids[] = {"a", "m", "z"};
+	for (int c = 0; c < 3; c++)
+		for (int i = 0; i < 5; i++) {
+			Convstore__V1__Event *e[] = {
+			    ev_message(&A, ev_strf(&A, "%s-%d", ids[c], i), "user", "x")};
+			CHECK_EQ_INT(cs_store_append(&r, s, T, ids[c], CS_ANY_VERSION, e, 1, &err),
+				     CS_OK);
+		}
+	for (int c = 2; c >= 0; c--) {
+		CHECK_EQ_INT(cs_store_erase(&r, s, T, ids[c], c == 0, &err), CS_OK);
+		CHECK_EQ_UINT(fx_version(s, T, ids[c]), 0);
+	}
+	cs_verify_report rep = {0};
+	CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_OK);
+	CHECK_EQ_UINT(rep.problems, 0);
+	cs_store_close(s);
+}
+
 int main(void)
 {
 	fx_tmpdir(dir, "erase");
@@ -430,6 +457,7 @@ int main(void)
 	CHECK_RUN(test_raw_bytes_gone);
 	CHECK_RUN(test_tombstone);
 	CHECK_RUN(test_purge);
+	CHECK_RUN(test_erase_from_the_end);
 	cs_store_close(S);
 	for (int k = 0; k < 3; k++) {
 		free(keep_stream[k]);
