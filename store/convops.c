@@ -263,11 +263,8 @@ int cs_fork_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 			rc = 1;
 		}
 	}
-	if (rc == 0) {
-		free(state->id);
-		state->id = strdup(req->conversation_id);
-		rc = state->id ? CS_OK : cs_error_set(err, CS_ENOMEM, "out of memory forking");
-	}
+	if (rc == 0)
+		rc = cs_head_rename(state, req->conversation_id, err);
 	if (rc == 0)
 		rc = cs_events_commit(ctx, req, state, true, err);
 	if (rc == 0 && req->rc == CS_OK) {
@@ -286,23 +283,42 @@ int cs_fork_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 
 /* ---- erase ------------------------------------------------------------------------------- */
 
-/* Delete every key of @dbi that starts with @prefix. */
-static int delete_prefix(MDB_txn *txn, MDB_dbi dbi, const cs_key *prefix, cs_error *err)
+/* Delete the keys of @dbi that are @stream ++ [version BE] with version < @below (every key
+ * that starts with @stream when @below is UINT64_MAX and @any_suffix). */
+static int delete_from(MDB_txn *txn, MDB_dbi dbi, const cs_key *stream, uint64_t below,
+		       bool any_suffix, cs_error *err)
 {
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
 		return cs_lmdb_error(err, rc, "cursor");
-	MDB_val key = {prefix->len, (void *)prefix->b}, val;
+	MDB_val key = {stream->len, (void *)stream->b}, val;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	     rc == 0 && key.mv_size >= prefix->len &&
-	     memcmp(key.mv_data, prefix->b, prefix->len) == 0;
+	     rc == 0 && key.mv_size >= stream->len &&
+	     memcmp(key.mv_data, stream->b, stream->len) == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) { /* after a delete: the next one */
+		if (!any_suffix &&
+		    (key.mv_size != stream->len + 8 ||
+		     cs_get_be64((unsigned char *)key.mv_data + stream->len) >= below))
+			break;
 		if ((rc = mdb_cursor_del(cur, 0)))
 			break;
 	}
 	mdb_cursor_close(cur);
 	return rc && rc != MDB_NOTFOUND ? cs_lmdb_error(err, rc, "delete") : CS_OK;
+}
+
+/* Delete every key of @dbi that starts with @prefix. */
+static int delete_prefix(MDB_txn *txn, MDB_dbi dbi, const cs_key *prefix, cs_error *err)
+{
+	return delete_from(txn, dbi, prefix, UINT64_MAX, true, err);
+}
+
+/* Delete @stream's records keyed by version below @below (snapshots). */
+static int delete_range(MDB_txn *txn, MDB_dbi dbi, const cs_key *stream, uint64_t below,
+			cs_error *err)
+{
+	return delete_from(txn, dbi, stream, below, false, err);
 }
 
 /* Remove own events @lo..@hi of @stream: the records, their index entries, their usage. */
@@ -588,19 +604,16 @@ static int truncate_at(cs_batch_ctx *ctx, Head *h, const cs_key *stream, uint64_
 	if (rc)
 		return rc;
 	rc = cs_snapshot_put(ctx->txn, s, stream, base, err);
+	/* Every call pending at some version after the cut that was asked at or before it is
+	 * pending in the state at the cut. */
+	if (!rc)
+		rc = retain_calls(ctx, base, stream, own_lo, cut, err);
 	cs_head_free(base);
 	if (!rc)
-		rc = retain_calls(ctx, h, stream, own_lo, cut, err);
-	if (!rc)
 		rc = drop_events(ctx, stream, own_lo, cut, err);
-	/* Older snapshots and the ids of removed events go too. */
-	for (uint64_t v = own_lo - 1; !rc && v < cut; v++) {
-		if (!cs_snapshot_due(s, v) && v != own_lo - 1)
-			continue;
-		cs_key k;
-		cs_key_at(&k, stream, v);
-		rc = cs_view_del(ctx->txn, s->env.snaps, &k, err);
-	}
+	/* Older snapshots (at whatever cadence wrote them) and the ids of removed events go too. */
+	if (!rc)
+		rc = delete_range(ctx->txn, s->env.snaps, stream, cut, err);
 	if (!rc)
 		rc = idem_drop_upto(ctx->txn, s, stream, cut, err);
 	if (!rc) {
@@ -624,9 +637,7 @@ static int sweep_one(cs_batch_ctx *ctx, cs_request *req, const MDB_val *stream_k
 		return cs_error_set(err, CS_ECORRUPT, "a retain entry has no conversation");
 	if (rc)
 		return rc;
-	uint64_t own_lo = h->parent ? h->parent->version + 1 : 1, cut = 0;
-	if (h->first_version > own_lo)
-		own_lo = h->first_version;
+	uint64_t own_lo = cs_head_own_first(h), cut = 0;
 	int64_t now = req->now_seconds ? req->now_seconds : ctx->now.seconds;
 	if (h->retention)
 		rc = retention_cut(&cut, ctx, h, &stream, own_lo, now, err);

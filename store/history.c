@@ -34,10 +34,14 @@
 typedef Convstore__V1__Head Head;
 typedef Convstore__V1__Event Event;
 
-/* The first version a conversation holds in its own stream. */
-static uint64_t own_first(const Head *h)
+uint64_t cs_head_own_lo(const Head *h)
 {
-	uint64_t lo = h->parent ? h->parent->version + 1 : 1;
+	return h->parent ? h->parent->version + 1 : 1;
+}
+
+uint64_t cs_head_own_first(const Head *h)
+{
+	uint64_t lo = cs_head_own_lo(h);
 	return h->first_version > lo ? h->first_version : lo;
 }
 
@@ -67,12 +71,13 @@ int cs_history_open(cs_history *out, cs_store *s, MDB_txn *txn, const Head *head
 		}
 		cs_segment *seg = &out->seg[out->n++];
 		snprintf(seg->conv, sizeof(seg->conv), "%s", h->id);
-		seg->lo = h->parent ? h->parent->version + 1 : 1;
-		seg->held = own_first(h);
+		seg->lo = cs_head_own_lo(h);
+		seg->held = cs_head_own_first(h);
 		seg->hi = hi;
 		if (!h->parent)
 			break;
-		hi = h->parent->version;
+		hi = h->parent->version < hi ? h->parent->version
+					     : hi; /* a fork of a fork may stop early */
 		Head *parent;
 		rc = load_head_of(&parent, s, txn, h->tenant, h->parent->id, err);
 		if (rc == CS_ENOTFOUND)
@@ -95,6 +100,15 @@ int cs_history_open(cs_history *out, cs_store *s, MDB_txn *txn, const Head *head
 		out->seg[out->n - 1 - i] = t;
 	}
 	return CS_OK;
+}
+
+uint64_t cs_history_first_version(const cs_history *hist)
+{
+	uint64_t first = 0;
+	for (size_t i = 0; i < hist->n; i++)
+		if (hist->seg[i].held > hist->seg[i].lo)
+			first = hist->seg[i].held;
+	return first;
 }
 
 const cs_segment *cs_history_find(const cs_history *hist, uint64_t version)
@@ -211,9 +225,8 @@ static int fold_one(void *ctx, Event *ev, cs_error *err)
 	return cs_head_apply(ctx, ev, err);
 }
 
-/* The newest snapshot of @stream at a version in [lo, hi]; *out NULL when there is none. */
-static int snapshot_find(Head **out, cs_store *s, MDB_txn *txn, const cs_key *stream, uint64_t lo,
-			 uint64_t hi, cs_error *err)
+int cs_snapshot_find(Head **out, MDB_val *raw, cs_store *s, MDB_txn *txn, const cs_key *stream,
+		     uint64_t lo, uint64_t hi, cs_error *err)
 {
 	*out = NULL;
 	MDB_cursor *cur;
@@ -224,7 +237,8 @@ static int snapshot_find(Head **out, cs_store *s, MDB_txn *txn, const cs_key *st
 	cs_key_at(&k, stream, hi == UINT64_MAX ? hi : hi + 1);
 	MDB_val key = {k.len, k.b}, val;
 	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	rc = mdb_cursor_get(cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+	if (rc == 0 || rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
 	int res = CS_OK;
 	if (rc == 0 && key.mv_size == stream->len + 8 &&
 	    memcmp(key.mv_data, stream->b, stream->len) == 0) {
@@ -236,24 +250,18 @@ static int snapshot_find(Head **out, cs_store *s, MDB_txn *txn, const cs_key *st
 			res = cs_record_unpack((ProtobufCMessage **)out,
 					       &convstore__v1__head__descriptor, val.mv_data,
 					       val.mv_size, s->max_raw, what, err);
+			if (!res && (res = cs_head_sane(*out, err))) {
+				cs_head_free(*out);
+				*out = NULL;
+			}
+			if (raw)
+				*raw = val;
 		}
 	} else if (rc != 0 && rc != MDB_NOTFOUND) {
 		res = cs_lmdb_error(err, rc, "snapshot");
 	}
 	mdb_cursor_close(cur);
 	return res;
-}
-
-/* Give a state folded from another conversation's events (a parent's) the identity of @h. */
-static int relabel(Head *state, const Head *h, cs_error *err)
-{
-	char *id = strdup(h->id);
-	if (!id)
-		return cs_error_set(err, CS_ENOMEM, "out of memory relabelling a state");
-	if (state->id && state->id != protobuf_c_empty_string)
-		free(state->id);
-	state->id = id;
-	return CS_OK;
 }
 
 static int head_at(Head **out, cs_store *s, MDB_txn *txn, const Head *h, uint64_t version,
@@ -272,7 +280,7 @@ static int parent_at(Head **out, cs_store *s, MDB_txn *txn, const Head *h, uint6
 		return rc;
 	rc = head_at(out, s, txn, parent, version, depth + 1, err);
 	cs_head_free(parent);
-	if (!rc && (rc = relabel(*out, h, err))) {
+	if (!rc && (rc = cs_head_rename(*out, h->id, err))) {
 		cs_head_free(*out);
 		*out = NULL;
 	}
@@ -287,7 +295,7 @@ static int head_at(Head **out, cs_store *s, MDB_txn *txn, const Head *h, uint64_
 		return cs_error_set(err, CS_ECORRUPT, "fork chain of \"%s\" is too deep", h->id);
 	if (h->parent && version <= h->parent->version)
 		return parent_at(out, s, txn, h, version, depth, err);
-	uint64_t first = own_first(h);
+	uint64_t first = cs_head_own_first(h);
 	if (version + 1 < first)
 		return cs_error_set(err, CS_EGONE,
 				    "version %llu of \"%s\" was removed by retention (it holds "
@@ -296,7 +304,7 @@ static int head_at(Head **out, cs_store *s, MDB_txn *txn, const Head *h, uint64_
 	cs_key stream;
 	cs_key_stream(&stream, h->tenant, h->id);
 	Head *state;
-	int rc = snapshot_find(&state, s, txn, &stream, first - 1, version, err);
+	int rc = cs_snapshot_find(&state, NULL, s, txn, &stream, first - 1, version, err);
 	/* No snapshot in the own segment: start from the parent at the fork point, or empty. */
 	if (!rc && !state)
 		rc = h->parent ? parent_at(&state, s, txn, h, h->parent->version, depth, err)

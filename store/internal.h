@@ -170,6 +170,8 @@ int cs_head_apply(Convstore__V1__Head *head, const Convstore__V1__Event *ev, cs_
 int cs_head_new(Convstore__V1__Head **out, const char *tenant, const char *conversation_id,
 		cs_error *err);
 void cs_head_free(Convstore__V1__Head *head);
+/* Give a state folded from another conversation's events (a parent's) the id @id. */
+int cs_head_rename(Convstore__V1__Head *head, const char *id, cs_error *err);
 /* The transcript message @ev adds to the state (NULL in *out when it adds none: turns,
  * extensions, conversation events). @ev needs its version set. Owned by the caller. */
 int cs_transcript_entry(Convstore__V1__TranscriptMessage **out, const Convstore__V1__Event *ev,
@@ -190,6 +192,10 @@ int cs_event_check(const Convstore__V1__Event *ev, const char *conversation_id, 
 /* Checks of a conversation_created / _forked / _updated event the store builds from a caller's
  * spec (title, metadata, status, UTF-8). */
 int cs_server_event_check(const Convstore__V1__Event *ev, cs_error *err);
+/* Records read back from the store are checked before their ids go into keys: bytes on disk
+ * are untrusted (a forged record with a valid CRC). CS_ECORRUPT. */
+int cs_head_sane(const Convstore__V1__Head *h, cs_error *err);
+int cs_event_sane(const Convstore__V1__Event *ev, cs_error *err);
 /* Server-only payloads (conversation_created, ...) that clients may not append. */
 bool cs_event_is_server_only(const Convstore__V1__Event *ev);
 const char *cs_event_type_name(const Convstore__V1__Event *ev);
@@ -335,9 +341,16 @@ typedef struct cs_history {
 /* Called for each event of a walk; @ev is freed after the call. Non-zero stops the walk. */
 typedef int (*cs_event_fn)(void *ctx, Convstore__V1__Event *ev, cs_error *err);
 
+/* The first version a conversation owns (1, or after its fork point), and the first it still
+ * holds (after what retention removed). */
+uint64_t cs_head_own_lo(const Convstore__V1__Head *h);
+uint64_t cs_head_own_first(const Convstore__V1__Head *h);
 int cs_history_open(cs_history *out, cs_store *s, MDB_txn *txn, const Convstore__V1__Head *head,
 		    cs_error *err);
 const cs_segment *cs_history_find(const cs_history *hist, uint64_t version);
+/* The oldest version from which the history is whole to its end (every version from it on can
+ * be read): just above the newest gap retention left in any segment; 0 when there is none. */
+uint64_t cs_history_first_version(const cs_history *hist);
 /* The event at @version of a history (CS_EGONE when retention removed it). */
 int cs_history_event(Convstore__V1__Event **out, cs_store *s, MDB_txn *txn, const cs_history *hist,
 		     uint64_t version, cs_error *err);
@@ -350,6 +363,10 @@ int cs_stream_walk(cs_store *s, MDB_txn *txn, const cs_key *stream, uint64_t lo,
 /* The position of @version in @conv's own index. */
 int cs_index_get(uint64_t *position, cs_store *s, MDB_txn *txn, const char *tenant,
 		 const char *conv, uint64_t version, cs_error *err);
+/* The newest snapshot of @stream at a version in [@lo, @hi]; *out NULL when there is none.
+ * @raw (optional) gets the stored record, valid until the transaction ends. */
+int cs_snapshot_find(Convstore__V1__Head **out, MDB_val *raw, cs_store *s, MDB_txn *txn,
+		     const cs_key *stream, uint64_t lo, uint64_t hi, cs_error *err);
 /* The state (head) of @head's conversation right after @version: snapshot + fold. */
 int cs_head_at(Convstore__V1__Head **out, cs_store *s, MDB_txn *txn,
 	       const Convstore__V1__Head *head, uint64_t version, cs_error *err);
@@ -387,6 +404,24 @@ int cs_retain_sync(MDB_txn *txn, cs_store *s, const cs_key *stream, const Convst
 /* @h in the state view's shape, without transcript and pending calls (a list item). */
 int cs_summary_of(Convstore__V1__ConversationState **out, const Convstore__V1__Head *h,
 		  cs_error *err);
+
+/* ---- tally.c ----------------------------------------------------------------------------- */
+
+typedef struct cs_tally_entry {
+	unsigned char *key; /* NULL: a free slot */
+	size_t len;
+	Convstore__V1__UsageCounter c;
+} cs_tally_entry;
+
+/* Usage counters by key bytes. Zero-initialise; walk slots[0..cap) for the entries. */
+typedef struct cs_tally {
+	cs_tally_entry *slots;
+	size_t cap, n;
+} cs_tally;
+
+/* The counter of @key (a new zero one the first time); NULL when out of memory. */
+Convstore__V1__UsageCounter *cs_tally_at(cs_tally *t, const void *key, size_t len);
+void cs_tally_deinit(cs_tally *t);
 
 /* ---- store.c ----------------------------------------------------------------------------- */
 

@@ -68,7 +68,9 @@ uint32_t cs_get_be32(const unsigned char *p)
 
 static void key_add_str(cs_key *k, const char *s, bool length_prefix)
 {
-	size_t n = strlen(s);
+	/* Callers pass checked ids (at most CS_MAX_ID_LEN); the clamp only keeps a forged one
+	 * from writing past the key (records read back are checked: validate.c). */
+	size_t n = strnlen(s, CS_MAX_ID_LEN);
 	if (length_prefix)
 		k->b[k->len++] = (unsigned char)n;
 	memcpy(k->b + k->len, s, n);

@@ -95,9 +95,7 @@ static int position_at(uint64_t *out, cs_store *s, MDB_txn *txn, const Head *h, 
 		       cs_error *err)
 {
 	*out = 0;
-	uint64_t lo = h->parent ? h->parent->version + 1 : 1;
-	if (h->first_version > lo)
-		lo = h->first_version;
+	uint64_t lo = cs_head_own_first(h);
 	uint64_t hi = h->version;
 	while (lo <= hi) { /* positions grow with versions: binary search */
 		uint64_t mid = lo + (hi - lo) / 2, pos;
@@ -111,7 +109,19 @@ static int position_at(uint64_t *out, cs_store *s, MDB_txn *txn, const Head *h, 
 			hi = mid - 1;
 		}
 	}
-	return CS_OK;
+	if (*out || cs_head_own_first(h) == cs_head_own_lo(h))
+		return CS_OK;
+	/* Retention removed the events that were its last at P0: the state it kept at the cut
+	 * says where the last removed one was. */
+	cs_key stream;
+	cs_key_stream(&stream, h->tenant, h->id);
+	Head *base;
+	uint64_t cut = cs_head_own_first(h) - 1;
+	int rc = cs_snapshot_find(&base, NULL, s, txn, &stream, cut, cut, err);
+	if (!rc && base && base->last_position <= p0)
+		*out = base->last_position;
+	cs_head_free(base);
+	return rc;
 }
 
 /* A conversation to consider for the page, at its place in P0's order. */
@@ -255,7 +265,7 @@ static bool matches(const Head *h, const cs_list_query *q)
 	return true;
 }
 
-static int page_add(Convstore__V1__ConversationList *page, const Head *h, size_t limit,
+static int page_add(Convstore__V1__ConversationList *page, lister *l, const Head *h, size_t limit,
 		    cs_error *err)
 {
 	if (!page->conversations) {
@@ -264,9 +274,16 @@ static int page_add(Convstore__V1__ConversationList *page, const Head *h, size_t
 			return cs_error_set(err, CS_ENOMEM, "out of memory listing");
 	}
 	State *st;
+	cs_history hist;
 	int rc = cs_summary_of(&st, h, err);
+	if (!rc) /* first_version as the state view says it (a fork's parent may have gaps) */
+		rc = cs_history_open(&hist, l->s, l->txn, h, err);
 	if (!rc)
+		st->first_version = cs_history_first_version(&hist);
+	if (st && !rc)
 		page->conversations[page->n_conversations++] = st;
+	else if (st)
+		protobuf_c_message_free_unpacked(&st->base, NULL);
 	return rc;
 }
 
@@ -292,7 +309,7 @@ static int fill_page(Convstore__V1__ConversationList *page, lister *l, size_t li
 				   ? cs_error_set(err, CS_ECORRUPT, "a list entry has no head")
 				   : rc;
 		if (matches(h, l->q))
-			rc = page_add(page, h, limit, err);
+			rc = page_add(page, l, h, limit, err);
 		cs_head_free(h);
 		if (rc)
 			return rc;

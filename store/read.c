@@ -58,8 +58,13 @@ int cs_event_load(Event **out, cs_store *s, MDB_txn *txn, uint64_t position, cs_
 	cs_key_position(&k, position);
 	char what[40];
 	snprintf(what, sizeof(what), "position %llu", (unsigned long long)position);
-	return load_record((ProtobufCMessage **)out, &convstore__v1__event__descriptor, s, txn,
-			   s->env.events, &k, what, err);
+	int rc = load_record((ProtobufCMessage **)out, &convstore__v1__event__descriptor, s, txn,
+			     s->env.events, &k, what, err);
+	if (!rc && (rc = cs_event_sane(*out, err))) {
+		protobuf_c_message_free_unpacked(&(*out)->base, NULL);
+		*out = NULL;
+	}
+	return rc;
 }
 
 int cs_head_load(Convstore__V1__Head **out, cs_store *s, MDB_txn *txn, const cs_key *stream,
@@ -67,8 +72,13 @@ int cs_head_load(Convstore__V1__Head **out, cs_store *s, MDB_txn *txn, const cs_
 {
 	cs_key k;
 	cs_key_head(&k, stream);
-	return load_record((ProtobufCMessage **)out, &convstore__v1__head__descriptor, s, txn,
-			   s->env.streams, &k, "head", err);
+	int rc = load_record((ProtobufCMessage **)out, &convstore__v1__head__descriptor, s, txn,
+			     s->env.streams, &k, "head", err);
+	if (!rc && (rc = cs_head_sane(*out, err))) {
+		cs_head_free(*out);
+		*out = NULL;
+	}
+	return rc;
 }
 
 static size_t clamp_limit(size_t limit)
@@ -80,14 +90,15 @@ static size_t clamp_limit(size_t limit)
  * 0 when there is none. */
 static uint64_t held_from(const cs_history *hist, uint64_t v, enum cs_direction dir)
 {
+	/* A segment whose own events retention removed entirely holds nothing (held > hi). */
 	if (dir == CS_FORWARD) {
 		for (size_t i = 0; i < hist->n; i++)
-			if (v <= hist->seg[i].hi)
+			if (v <= hist->seg[i].hi && hist->seg[i].held <= hist->seg[i].hi)
 				return v >= hist->seg[i].held ? v : hist->seg[i].held;
 		return 0;
 	}
 	for (size_t i = hist->n; i-- > 0;)
-		if (v >= hist->seg[i].held)
+		if (v >= hist->seg[i].held && hist->seg[i].held <= hist->seg[i].hi)
 			return v <= hist->seg[i].hi ? v : hist->seg[i].hi;
 	return 0;
 }
@@ -175,6 +186,8 @@ int cs_store_read_feed(cs_event_page *out, cs_store *s, const char *tenant, uint
 		Event *ev;
 		rc = cs_record_unpack((ProtobufCMessage **)&ev, &convstore__v1__event__descriptor,
 				      val.mv_data, val.mv_size, s->max_raw, what, err);
+		if (!rc && (rc = cs_event_sane(ev, err)))
+			protobuf_c_message_free_unpacked(&ev->base, NULL);
 		if (rc)
 			break;
 		if (tenant && strcmp(ev->tenant, tenant) != 0) {

@@ -31,41 +31,57 @@ typedef Convstore__V1__Head Head;
 typedef Convstore__V1__Event Event;
 typedef Convstore__V1__UsageCounter Counter;
 
-/* One usage rollup being summed: its key and counter. */
-typedef struct rollup {
-	cs_key key;
-	Counter c;
-} rollup;
-
-typedef struct rollups {
-	rollup *v;
-	size_t n, cap;
-} rollups;
+/* The derived databases, in the order emitted[] counts them. */
+enum { D_STREAMS, D_SNAPS, D_LIST, D_USAGE, D_FORKS, D_RETAIN, D_COUNT };
 
 typedef struct projector {
 	cs_store *s;
 	MDB_txn *txn;
-	bool write;	    /* rebuild: put what is emitted; verify: compare */
-	uint64_t diffs;	    /* records missing or different (verify) */
-	uint64_t folded;    /* events folded */
-	size_t emitted[16]; /* per database, by dbi number modulo 16: records matched or written */
-	cs_error first;	    /* the first difference */
-	rollups days;	    /* per day and per day and model, over all conversations */
-	rollups convs;	    /* per day and conversation, for the conversation being folded */
+	bool write;		 /* rebuild: put what is emitted; verify: compare */
+	uint64_t diffs;		 /* records missing or different (verify) */
+	uint64_t folded;	 /* events folded */
+	size_t emitted[D_COUNT]; /* records matched or written, per derived database */
+	MDB_dbi dbi[D_COUNT];
+	cs_error first;		   /* the first difference */
+	cs_tally days;		   /* per day and per day and model, over all conversations */
+	cs_tally convs;		   /* per day and conversation, for the conversation being folded */
+	const char *tenant, *conv; /* the conversation being projected, for messages */
 } projector;
 
-static void differ(projector *p, const char *what, const cs_key *k)
+static void projector_init(projector *p, cs_store *s, MDB_txn *txn, bool write)
 {
-	if (p->diffs++ == 0) {
-		char tenant[CS_MAX_ID_LEN + 1] = "", conv[CS_MAX_ID_LEN + 1] = "";
-		cs_key_parse_stream(k->b, k->len, tenant, conv, NULL);
-		cs_error_set(&p->first, CS_ECORRUPT,
-			     "%s of \"%s\" (tenant \"%s\") is missing or wrong", what, conv,
-			     tenant);
-	}
+	cs_env *e = &s->env;
+	*p = (projector){.s = s,
+			 .txn = txn,
+			 .write = write,
+			 .first = CS_ERROR_INIT,
+			 .dbi = {e->streams, e->snaps, e->list, e->usage, e->forks, e->retain}};
 }
 
-/* Compare with, or write, one derived record. */
+static void projector_deinit(projector *p)
+{
+	cs_tally_deinit(&p->days);
+	cs_tally_deinit(&p->convs);
+}
+
+static size_t slot_of(const projector *p, MDB_dbi dbi)
+{
+	size_t i = 0;
+	while (i < D_COUNT - 1 && p->dbi[i] != dbi)
+		i++;
+	return i;
+}
+
+static void differ(projector *p, const char *what)
+{
+	if (p->diffs++ == 0)
+		cs_error_set(&p->first, CS_ECORRUPT,
+			     "%s of \"%s\" (tenant \"%s\") is missing or wrong", what,
+			     p->conv ? p->conv : "", p->tenant ? p->tenant : "");
+}
+
+/* Compare with, or write, one derived record. A stored record that differs still counts as
+ * one the fold accounts for: it is reported once, not again as an extra. */
 static int emit(projector *p, MDB_dbi dbi, const cs_key *k, const MDB_val *v, const char *what,
 		cs_error *err)
 {
@@ -80,12 +96,12 @@ static int emit(projector *p, MDB_dbi dbi, const cs_key *k, const MDB_val *v, co
 		if (rc && rc != MDB_NOTFOUND)
 			return cs_lmdb_error(err, rc, "verify");
 		if (rc || stored.mv_size != v->mv_size ||
-		    memcmp(stored.mv_data, v->mv_data, v->mv_size) != 0) {
-			differ(p, what, k);
+		    memcmp(stored.mv_data, v->mv_data, v->mv_size) != 0)
+			differ(p, what);
+		if (rc)
 			return CS_OK;
-		}
 	}
-	p->emitted[dbi % 16]++;
+	p->emitted[slot_of(p, dbi)]++;
 	return CS_OK;
 }
 
@@ -105,25 +121,6 @@ static int emit_msg(projector *p, MDB_dbi dbi, const cs_key *k, const ProtobufCM
 
 /* ---- usage sums -------------------------------------------------------------------------- */
 
-static Counter *rollup_at(rollups *r, const cs_key *k)
-{
-	for (size_t i = r->n; i-- > 0;) /* recent keys are the likely ones */
-		if (r->v[i].key.len == k->len && memcmp(r->v[i].key.b, k->b, k->len) == 0)
-			return &r->v[i].c;
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? 2 * r->cap : 64;
-		rollup *grown = realloc(r->v, cap * sizeof(*grown));
-		if (!grown)
-			return NULL;
-		r->v = grown;
-		r->cap = cap;
-	}
-	rollup *e = &r->v[r->n++];
-	e->key = *k;
-	convstore__v1__usage_counter__init(&e->c);
-	return &e->c;
-}
-
 static int rollups_add(projector *p, const Event *ev, cs_error *err)
 {
 	if (ev->payload_case != CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE)
@@ -135,7 +132,7 @@ static int rollups_add(projector *p, const Event *ev, cs_error *err)
 	cs_key_usage(&k[1], ev->tenant, CS_USAGE_KEY_MODEL, day, mr->model ? mr->model : "");
 	cs_key_usage(&k[2], ev->tenant, CS_USAGE_KEY_CONV, day, ev->conversation_id);
 	for (int i = 0; i < 3; i++) {
-		Counter *c = rollup_at(i < 2 ? &p->days : &p->convs, &k[i]);
+		Counter *c = cs_tally_at(i < 2 ? &p->days : &p->convs, k[i].b, k[i].len);
 		if (!c)
 			return cs_error_set(err, CS_ENOMEM, "out of memory summing usage");
 		cs_counter_add(c, mr, 1);
@@ -143,12 +140,18 @@ static int rollups_add(projector *p, const Event *ev, cs_error *err)
 	return CS_OK;
 }
 
-static int rollups_emit(projector *p, rollups *r, cs_error *err)
+static int rollups_emit(projector *p, cs_tally *t, cs_error *err)
 {
 	int rc = CS_OK;
-	for (size_t i = 0; i < r->n && !rc; i++)
-		rc = emit_msg(p, p->s->env.usage, &r->v[i].key, &r->v[i].c.base, "usage", err);
-	r->n = 0;
+	for (size_t i = 0; i < t->cap && !rc; i++) {
+		cs_tally_entry *e = &t->slots[i];
+		if (!e->key)
+			continue;
+		cs_key k = {.len = e->len};
+		memcpy(k.b, e->key, e->len);
+		rc = emit_msg(p, p->s->env.usage, &k, &e->c.base, "usage rollup", err);
+	}
+	cs_tally_deinit(t);
 	return rc;
 }
 
@@ -171,12 +174,17 @@ static int fold_event(void *ctx, Event *ev, cs_error *err)
 		return rc;
 	f->p->folded++;
 	rc = rollups_add(f->p, ev, err);
-	if (!rc && cs_snapshot_due(f->p->s, ev->version)) {
-		cs_key k;
-		cs_key_at(&k, f->stream, ev->version);
-		rc = emit_msg(f->p, f->p->s->env.snaps, &k, &f->state->base, "snapshot", err);
-	}
-	return rc;
+	if (rc)
+		return rc;
+	/* Snapshots are a cache: rebuild writes them at this store's cadence; verify checks the
+	 * ones that exist, whatever cadence wrote them (snapshot_every is a per-open option). */
+	cs_key k;
+	cs_key_at(&k, f->stream, ev->version);
+	MDB_val key = {k.len, k.b}, stored;
+	bool check = f->p->write ? cs_snapshot_due(f->p->s, ev->version)
+				 : mdb_get(f->p->txn, f->p->s->env.snaps, &key, &stored) == 0;
+	return check ? emit_msg(f->p, f->p->s->env.snaps, &k, &f->state->base, "snapshot", err)
+		     : CS_OK;
 }
 
 /* The lowest (@last false) or highest own version in @stream's index; 0 when it has none. */
@@ -204,84 +212,82 @@ static int lowest_own(uint64_t *out, projector *p, const cs_key *stream, cs_erro
 	return own_edge(out, p, stream, false, err);
 }
 
-/* The snapshot of @stream at @version (@version UINT64_MAX: its newest); *out NULL if none. */
-static int snapshot_at(Head **out, MDB_val *raw, projector *p, const cs_key *stream,
-		       uint64_t version, cs_error *err)
-{
-	*out = NULL;
-	MDB_cursor *cur;
-	int rc = mdb_cursor_open(p->txn, p->s->env.snaps, &cur);
-	if (rc)
-		return cs_lmdb_error(err, rc, "cursor");
-	cs_key k;
-	cs_key_at(&k, stream, version);
-	MDB_val key = {k.len, k.b};
-	if (version == UINT64_MAX) {
-		rc = mdb_cursor_get(cur, &key, raw, MDB_SET_RANGE);
-		rc = mdb_cursor_get(cur, &key, raw, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
-		if (rc == 0 && (key.mv_size != stream->len + 8 ||
-				memcmp(key.mv_data, stream->b, stream->len) != 0))
-			rc = MDB_NOTFOUND;
-	} else {
-		rc = mdb_cursor_get(cur, &key, raw, MDB_SET);
-	}
-	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND)
-		return CS_OK;
-	if (rc)
-		return cs_lmdb_error(err, rc, "snapshots");
-	return cs_record_unpack((ProtobufCMessage **)out, &convstore__v1__head__descriptor,
-				raw->mv_data, raw->mv_size, p->s->max_raw, "snapshot", err);
-}
-
 static int fresh_state(Head **out, projector *p, const char *tenant, const char *conv,
 		       uint64_t upto, unsigned depth, bool emitting, cs_error *err);
 
-/* Where the fold of @stream's own events starts, judged from its events alone (never its
- * head): its first own event is conversation_forked (start from the parent's fresh state at
- * the fork point), or version 1 (start empty), or retention removed the oldest (start from the
- * snapshot it left, at the version below the oldest kept). */
-static int fold_start(Head **out, bool *truncated, projector *p, const char *tenant,
-		      const char *conv, const cs_key *stream, uint64_t lowest, uint64_t upto,
-		      unsigned depth, bool emitting, cs_error *err)
+/* How a stream's own part begins, judged from its events alone (never its head). */
+typedef struct shape {
+	uint64_t lowest, highest;	/* own versions in the index; 0: none */
+	Head *base;			/* retention's snapshot below the lowest (owned), or NULL */
+	MDB_val base_raw;		/* its stored record */
+	char parent[CS_MAX_ID_LEN + 1]; /* the parent ("" for none) */
+	uint64_t parent_version;	/* its fork point */
+} shape;
+
+/* Its first own event is conversation_forked (a fork), or version 1 (a root), or neither:
+ * retention removed the oldest, and the snapshot it left below the lowest stands in (and says,
+ * in its parent field, whether this is a fork). */
+static int shape_of(shape *sh, projector *p, const char *tenant, const char *conv,
+		    const cs_key *stream, cs_error *err)
 {
-	*truncated = false;
-	MDB_val raw;
-	if (lowest == 0 || lowest > 1) { /* a fork's first own event, or retention's base */
-		Event *ev = NULL;
-		uint64_t pos;
-		int rc = lowest ? cs_index_get(&pos, p->s, p->txn, tenant, conv, lowest, err) : 0;
-		if (!rc && lowest)
-			rc = cs_event_load(&ev, p->s, p->txn, pos, err);
-		if (rc)
-			return rc;
-		bool forked =
-		    ev && ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_FORKED;
-		if (forked) {
-			const Convstore__V1__ConversationForked *f = ev->conversation_forked;
-			uint64_t at = f->parent_version < upto ? f->parent_version : upto;
-			rc = fresh_state(out, p, tenant, f->parent_id, at, depth + 1, false, err);
-		}
-		if (ev)
-			protobuf_c_message_free_unpacked(&ev->base, NULL);
-		if (forked || rc)
-			return rc;
-		*truncated = true;
-		rc = snapshot_at(out, &raw, p, stream, lowest ? lowest - 1 : UINT64_MAX, err);
-		if (!rc && !*out)
-			return cs_error_set(
-			    err, CS_ECORRUPT,
-			    "\"%s\" has lost its oldest events and no snapshot stands "
-			    "in for them",
-			    conv);
-		if (!rc && emitting) {
-			cs_key k;
-			cs_key_at(&k, stream, (*out)->version);
-			rc = emit(p, p->s->env.snaps, &k, &raw, "retention snapshot", err);
-		}
+	memset(sh, 0, sizeof(*sh));
+	int rc = own_edge(&sh->lowest, p, stream, false, err);
+	if (!rc)
+		rc = own_edge(&sh->highest, p, stream, true, err);
+	if (rc || sh->lowest == 1)
 		return rc;
+	Event *ev = NULL;
+	uint64_t pos;
+	if (sh->lowest && !(rc = cs_index_get(&pos, p->s, p->txn, tenant, conv, sh->lowest, err)))
+		rc = cs_event_load(&ev, p->s, p->txn, pos, err);
+	if (!rc && ev && ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_FORKED) {
+		snprintf(sh->parent, sizeof(sh->parent), "%s", ev->conversation_forked->parent_id);
+		sh->parent_version = ev->conversation_forked->parent_version;
+	} else if (!rc) {
+		uint64_t below = sh->lowest ? sh->lowest - 1 : UINT64_MAX;
+		rc = cs_snapshot_find(&sh->base, &sh->base_raw, p->s, p->txn, stream,
+				      sh->lowest ? below : 0, below, err);
+		if (!rc && !sh->base)
+			rc =
+			    cs_error_set(err, CS_ECORRUPT,
+					 "\"%s\" has lost its oldest events and no snapshot stands "
+					 "in for them",
+					 conv);
+		if (!rc && sh->base->parent) {
+			snprintf(sh->parent, sizeof(sh->parent), "%s", sh->base->parent->id);
+			sh->parent_version = sh->base->parent->version;
+		}
 	}
-	return cs_head_new(out, tenant, conv, err);
+	if (ev)
+		protobuf_c_message_free_unpacked(&ev->base, NULL);
+	return rc;
+}
+
+/* The state the fold of the own events starts from, or the whole answer when @upto is at or
+ * below the fork point (*whole). */
+static int fold_start(Head **out, bool *whole, projector *p, const char *tenant, const char *conv,
+		      const cs_key *stream, shape *sh, uint64_t upto, unsigned depth, bool emitting,
+		      cs_error *err)
+{
+	*whole = sh->parent[0] && upto <= sh->parent_version;
+	if (*whole || (sh->parent[0] && !sh->base))
+		return fresh_state(out, p, tenant, sh->parent, *whole ? upto : sh->parent_version,
+				   depth + 1, false, err);
+	if (!sh->base)
+		return cs_head_new(out, tenant, conv, err);
+	if (upto < sh->base->version)
+		return cs_error_set(err, CS_EGONE,
+				    "version %llu of \"%s\" was removed by retention",
+				    (unsigned long long)upto, conv);
+	int rc = CS_OK;
+	if (emitting) {
+		cs_key k;
+		cs_key_at(&k, stream, sh->base->version);
+		rc = emit(p, p->s->env.snaps, &k, &sh->base_raw, "retention snapshot", err);
+	}
+	*out = sh->base;
+	sh->base = NULL;
+	return rc;
 }
 
 /* The state of @conv after version @upto (UINT64_MAX: all it has), folded afresh from its
@@ -294,35 +300,28 @@ static int fresh_state(Head **out, projector *p, const char *tenant, const char 
 		return cs_error_set(err, CS_ECORRUPT, "the fork chain of \"%s\" is broken", conv);
 	cs_key stream;
 	cs_key_stream(&stream, tenant, conv);
-	uint64_t lowest, highest;
-	int rc = own_edge(&lowest, p, &stream, false, err);
-	if (!rc)
-		rc = own_edge(&highest, p, &stream, true, err);
-	bool truncated;
+	shape sh;
+	bool whole = false;
 	Head *state = NULL;
+	int rc = shape_of(&sh, p, tenant, conv, &stream, err);
 	if (!rc)
-		rc = fold_start(&state, &truncated, p, tenant, conv, &stream, lowest, upto, depth,
+		rc = fold_start(&state, &whole, p, tenant, conv, &stream, &sh, upto, depth,
 				emitting, err);
-	if (rc)
-		return rc;
-	if (depth > 0 || strcmp(state->id, conv) != 0) { /* a parent's state, under this name */
-		free(state->id);
-		state->id = strdup(conv);
-		if (!state->id)
-			rc = cs_error_set(err, CS_ENOMEM, "out of memory");
-	}
+	cs_head_free(sh.base);
+	if (!rc && (depth > 0 || whole || strcmp(state->id, conv) != 0)) /* under this name */
+		rc = cs_head_rename(state, conv, err);
 	fold f = {.p = p, .state = state, .stream = &stream, .emitting = emitting};
-	uint64_t hi = highest < upto ? highest : upto;
-	if (!rc && lowest && state->version < hi)
+	uint64_t hi = sh.highest < upto ? sh.highest : upto;
+	if (!rc && !whole && sh.lowest && state->version < hi)
 		rc = cs_stream_walk(p->s, p->txn, &stream, state->version + 1, hi, fold_event, &f,
 				    err);
-	state->first_version = 0;
-	if (truncated && depth == 0)
-		state->first_version = lowest ? lowest : state->version + 1;
 	if (rc) {
 		cs_head_free(state);
 		return rc;
 	}
+	state->first_version = 0; /* a fact about the head now, not about a fold (history.c) */
+	if (depth == 0 && !whole && sh.lowest != cs_head_own_lo(state))
+		state->first_version = sh.lowest ? sh.lowest : state->version + 1;
 	*out = state;
 	return CS_OK;
 }
@@ -361,13 +360,16 @@ static int project_one(projector *p, const cs_key *stream, cs_error *err)
 	if (cs_key_parse_stream(stream->b, stream->len, tenant, conv, NULL))
 		return cs_error_set(err, CS_ECORRUPT, "a stream key is damaged");
 	Head *state;
+	p->tenant = tenant;
+	p->conv = conv;
 	int rc = fresh_state(&state, p, tenant, conv, UINT64_MAX, 0, true, err);
 	if (!rc)
 		rc = emit_head_views(p, state, stream, err);
 	if (!rc)
 		rc = rollups_emit(p, &p->convs, err);
-	p->convs.n = 0;
+	cs_tally_deinit(&p->convs);
 	cs_head_free(state);
+	p->tenant = p->conv = NULL;
 	return rc;
 }
 
@@ -433,67 +435,92 @@ static uint64_t entries(MDB_txn *txn, MDB_dbi dbi)
 	return mdb_stat(txn, dbi, &st) == 0 ? st.ms_entries : 0;
 }
 
-/* Verify: stored records that nothing emitted are differences too. */
-static void count_extra(projector *p)
+/* Verify: stored records that nothing emitted are differences too, and so is a conversation
+ * counter that does not count the conversations. */
+static void count_extra(projector *p, uint64_t conversations)
 {
-	cs_env *e = &p->s->env;
-	MDB_dbi dbis[] = {e->snaps, e->list, e->usage, e->forks, e->retain};
-	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
-		uint64_t stored = entries(p->txn, dbis[i]);
-		if (stored > p->emitted[dbis[i] % 16]) {
-			uint64_t extra = stored - p->emitted[dbis[i] % 16];
-			if (p->diffs == 0)
-				cs_error_set(&p->first, CS_ECORRUPT,
-					     "%llu derived records belong to nothing",
-					     (unsigned long long)extra);
-			p->diffs += extra;
-		}
+	for (size_t i = D_SNAPS; i < D_COUNT; i++) {
+		uint64_t stored = entries(p->txn, p->dbi[i]);
+		if (stored <= p->emitted[i])
+			continue;
+		uint64_t extra = stored - p->emitted[i];
+		if (p->diffs == 0)
+			cs_error_set(&p->first, CS_ECORRUPT,
+				     "%llu derived records belong to nothing",
+				     (unsigned long long)extra);
+		p->diffs += extra;
+	}
+	uint64_t counted = 0;
+	cs_meta_get_u64(p->txn, &p->s->env, CS_META_CONVERSATIONS, &counted, NULL);
+	if (counted != conversations) {
+		if (p->diffs == 0)
+			cs_error_set(&p->first, CS_ECORRUPT,
+				     "meta counts %llu conversations; the store has %llu",
+				     (unsigned long long)counted,
+				     (unsigned long long)conversations);
+		p->diffs++;
 	}
 }
 
 int cs_projections_check(uint64_t *differences, cs_store *s, MDB_txn *txn, cs_error *first,
 			 cs_error *err)
 {
-	projector p = {.s = s, .txn = txn, .first = CS_ERROR_INIT};
-	uint64_t n;
+	projector p;
+	projector_init(&p, s, txn, false);
+	uint64_t n = 0;
 	int rc = project_all(&p, &n, err);
 	if (!rc)
-		count_extra(&p);
-	free(p.days.v);
-	free(p.convs.v);
+		count_extra(&p, n);
+	projector_deinit(&p);
 	*differences = p.diffs;
 	if (first)
 		*first = p.first;
 	return rc;
 }
 
+/* Whether @stream has a head. */
+static bool has_head(projector *p, const cs_key *stream)
+{
+	cs_key k;
+	cs_key_head(&k, stream);
+	MDB_val key = {k.len, k.b}, val;
+	return mdb_get(p->txn, p->s->env.streams, &key, &val) == 0;
+}
+
+/* A snapshot no fold makes again: a retention base, just below the lowest own version left
+ * (or, when retention removed them all, any snapshot of a conversation that still exists). */
+static int is_base(bool *out, projector *p, const MDB_val *key, cs_error *err)
+{
+	*out = false;
+	if (key->mv_size <= 8 || key->mv_size - 8 > CS_STREAM_KEY_MAX)
+		return CS_OK; /* not a snapshot key: it goes */
+	cs_key stream = {.len = key->mv_size - 8};
+	memcpy(stream.b, key->mv_data, stream.len);
+	uint64_t v = cs_get_be64((unsigned char *)key->mv_data + stream.len), lowest;
+	int rc = lowest_own(&lowest, p, &stream, err);
+	if (!rc)
+		*out = lowest ? v + 1 == lowest : has_head(p, &stream);
+	return rc;
+}
+
 /* Empty the derived databases, keeping the retention bases (heads are overwritten). */
 static int clear_views(projector *p, cs_error *err)
 {
-	cs_env *e = &p->s->env;
-	MDB_dbi dbis[] = {e->list, e->usage, e->forks, e->retain};
-	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
-		int rc = mdb_drop(p->txn, dbis[i], 0);
+	for (size_t i = D_LIST; i < D_COUNT; i++) {
+		int rc = mdb_drop(p->txn, p->dbi[i], 0);
 		if (rc)
 			return cs_lmdb_error(err, rc, "clear");
 	}
-	/* Snapshots: drop those a fold makes again; a retention base sits just below the
-	 * stream's lowest own version. */
 	MDB_cursor *cur;
-	int rc = mdb_cursor_open(p->txn, e->snaps, &cur);
+	int rc = mdb_cursor_open(p->txn, p->s->env.snaps, &cur);
 	if (rc)
 		return cs_lmdb_error(err, rc, "cursor");
 	MDB_val key, val;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;) {
-		cs_key stream = {.len = key.mv_size - 8};
-		uint64_t v = cs_get_be64((unsigned char *)key.mv_data + stream.len), lowest = 0;
-		memcpy(stream.b, key.mv_data, stream.len);
-		int lrc = lowest_own(&lowest, p, &stream, err);
-		if (lrc) {
-			mdb_cursor_close(cur);
-			return lrc;
-		}
-		bool base = lowest ? v + 1 == lowest : true;
+	int res = CS_OK;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && !res;) {
+		bool base;
+		if ((res = is_base(&base, p, &key, err)))
+			break;
 		if (!base)
 			rc = mdb_cursor_del(cur, 0);
 		/* After a delete MDB_NEXT gives the entry that took its place. */
@@ -501,22 +528,25 @@ static int clear_views(projector *p, cs_error *err)
 			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? CS_OK : cs_lmdb_error(err, rc, "clear snapshots");
+	if (!res && rc != MDB_NOTFOUND)
+		res = cs_lmdb_error(err, rc, "clear snapshots");
+	return res;
 }
 
-/* The rebuild runs in the writer's transaction, as a batch of its own. */
+/* Rebuild runs in the writer's transaction, like any request: appends queued with it wait. */
 int cs_rebuild_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 {
-	uint64_t diffs = 0;
+	uint64_t diffs = 0, n = 0;
 	int rc = cs_projections_check(&diffs, ctx->store, ctx->txn, NULL, err);
-	projector p = {.s = ctx->store, .txn = ctx->txn, .write = true};
+	projector p;
+	projector_init(&p, ctx->store, ctx->txn, true);
 	if (!rc)
 		rc = clear_views(&p, err);
-	uint64_t n = 0;
 	if (!rc)
 		rc = project_all(&p, &n, err);
-	free(p.days.v);
-	free(p.convs.v);
+	projector_deinit(&p);
+	if (!rc)
+		ctx->conversations = n; /* the counter too (commit.c writes it) */
 	req->rebuild->differences = diffs;
 	req->rebuild->conversations = n;
 	req->rebuild->events = p.folded;

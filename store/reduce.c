@@ -195,7 +195,11 @@ void cs_counter_add(Convstore__V1__UsageCounter *c, const Convstore__V1__ModelRe
 	c->output_tokens += m * out;
 	c->cached_tokens += m * cached;
 	c->reasoning_tokens += m * reasoning;
-	c->cost_nanos += sign < 0 ? -cs_cost_nanos(mr->cost_usd) : cs_cost_nanos(mr->cost_usd);
+	/* Saturates instead of overflowing (a billion dollars of responses in one counter): the
+	 * subtraction of erase is then no longer exact, but nothing is undefined. */
+	int64_t d = sign < 0 ? -cs_cost_nanos(mr->cost_usd) : cs_cost_nanos(mr->cost_usd);
+	if (__builtin_add_overflow(c->cost_nanos, d, &c->cost_nanos))
+		c->cost_nanos = d < 0 ? INT64_MIN : INT64_MAX;
 	c->responses += m;
 }
 
@@ -213,6 +217,13 @@ int cs_head_new(Head **out, const char *tenant, const char *conversation_id, cs_
 		*out = NULL;
 		return cs_error_set(err, CS_ENOMEM, "out of memory for a head");
 	}
+	return CS_OK;
+}
+
+int cs_head_rename(Head *head, const char *id, cs_error *err)
+{
+	if (str_set(&head->id, id))
+		return cs_error_set(err, CS_ENOMEM, "out of memory renaming a state");
 	return CS_OK;
 }
 

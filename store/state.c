@@ -252,8 +252,8 @@ static int build_view(State **out, cs_store *s, MDB_txn *txn, const Head *now, u
 	rc = summary_of(&st, h, err);
 	if (!rc)
 		rc = cs_history_open(&hist, s, txn, now, err);
-	if (!rc && hist.seg[0].held > 1) /* the oldest version the history still holds */
-		st->first_version = hist.seg[0].held;
+	if (!rc)
+		st->first_version = cs_history_first_version(&hist);
 	if (!rc && kind == VIEW_STATE)
 		rc = cs_history_walk(s, txn, &hist, 1, h->version, add_entry, st, err);
 	if (!rc && kind == VIEW_STATE)

@@ -16,34 +16,6 @@
 typedef Convstore__V1__UsageCounter Counter;
 typedef Convstore__V1__UsageRow Row;
 
-typedef struct sums {
-	char (*keys)[CS_MAX_ID_LEN + 1];
-	Counter *c;
-	size_t n, cap;
-} sums;
-
-static Counter *sum_at(sums *s, const char *key, size_t len)
-{
-	for (size_t i = s->n; i-- > 0;)
-		if (strlen(s->keys[i]) == len && memcmp(s->keys[i], key, len) == 0)
-			return &s->c[i];
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? 2 * s->cap : 32;
-		void *k = realloc(s->keys, cap * sizeof(*s->keys));
-		if (k)
-			s->keys = k;
-		void *c = k ? realloc(s->c, cap * sizeof(*s->c)) : NULL;
-		if (!c)
-			return NULL;
-		s->c = c;
-		s->cap = cap;
-	}
-	memcpy(s->keys[s->n], key, len);
-	s->keys[s->n][len] = 0;
-	convstore__v1__usage_counter__init(&s->c[s->n]);
-	return &s->c[s->n++];
-}
-
 static void counter_sum(Counter *into, const Counter *c)
 {
 	into->input_tokens += c->input_tokens;
@@ -86,7 +58,7 @@ static char kind_of(enum cs_usage_group g)
 }
 
 /* Sum one rollup record into @out under its row key. */
-static int sum_record(sums *out, cs_store *s, const cs_usage_query *q, const MDB_val *key,
+static int sum_record(cs_tally *out, cs_store *s, const cs_usage_query *q, const MDB_val *key,
 		      const MDB_val *val, size_t head, uint32_t day, cs_error *err)
 {
 	const unsigned char *b = key->mv_data;
@@ -99,7 +71,7 @@ static int sum_record(sums *out, cs_store *s, const cs_usage_query *q, const MDB
 	char name[CS_MAX_ID_LEN + 1];
 	size_t len =
 	    row_key(name, sizeof(name), q->group_by, b + head + 4, key->mv_size - head - 4, day);
-	Counter *into = sum_at(out, name, len);
+	Counter *into = cs_tally_at(out, name, len);
 	if (into)
 		counter_sum(into, c);
 	protobuf_c_message_free_unpacked(&c->base, NULL);
@@ -107,7 +79,7 @@ static int sum_record(sums *out, cs_store *s, const cs_usage_query *q, const MDB
 }
 
 /* Every tenant's rollups of @kind in [from, to]: a walk of the whole database. */
-static int walk_all_tenants(sums *out, cs_store *s, MDB_cursor *cur, const cs_usage_query *q,
+static int walk_all_tenants(cs_tally *out, cs_store *s, MDB_cursor *cur, const cs_usage_query *q,
 			    uint32_t from, uint32_t to, cs_error *err)
 {
 	char kind = kind_of(q->group_by);
@@ -128,7 +100,7 @@ static int walk_all_tenants(sums *out, cs_store *s, MDB_cursor *cur, const cs_us
 	return res;
 }
 
-static int walk_rollups(sums *out, cs_store *s, MDB_txn *txn, const char *tenant,
+static int walk_rollups(cs_tally *out, cs_store *s, MDB_txn *txn, const char *tenant,
 			const cs_usage_query *q, uint32_t from, uint32_t to, cs_error *err)
 {
 	MDB_cursor *cur;
@@ -167,25 +139,28 @@ static int cmp_rows(const void *a, const void *b)
 	return strcmp((*(Row *const *)a)->key, (*(Row *const *)b)->key);
 }
 
-static int report_of(Convstore__V1__UsageReport *r, const sums *s)
+static int report_of(Convstore__V1__UsageReport *r, const cs_tally *t)
 {
-	r->rows = calloc(s->n ? s->n : 1, sizeof(*r->rows));
+	r->rows = calloc(t->n ? t->n : 1, sizeof(*r->rows));
 	if (!r->rows)
 		return CS_ENOMEM;
-	for (size_t i = 0; i < s->n; i++) {
+	for (size_t i = 0; i < t->cap; i++) {
+		const cs_tally_entry *e = &t->slots[i];
+		if (!e->key)
+			continue;
 		Row *row = malloc(sizeof(*row));
 		if (!row)
 			return CS_ENOMEM;
 		convstore__v1__usage_row__init(row);
 		r->rows[r->n_rows++] = row;
-		if (!(row->key = strdup(s->keys[i])))
+		if (!(row->key = strndup((const char *)e->key, e->len)))
 			return CS_ENOMEM;
-		row->input_tokens = s->c[i].input_tokens;
-		row->output_tokens = s->c[i].output_tokens;
-		row->cached_tokens = s->c[i].cached_tokens;
-		row->reasoning_tokens = s->c[i].reasoning_tokens;
-		row->cost_usd = (double)s->c[i].cost_nanos / 1e9;
-		row->responses = s->c[i].responses;
+		row->input_tokens = e->c.input_tokens;
+		row->output_tokens = e->c.output_tokens;
+		row->cached_tokens = e->c.cached_tokens;
+		row->reasoning_tokens = e->c.reasoning_tokens;
+		row->cost_usd = (double)e->c.cost_nanos / 1e9;
+		row->responses = e->c.responses;
 	}
 	qsort(r->rows, r->n_rows, sizeof(*r->rows), cmp_rows);
 	return CS_OK;
@@ -206,7 +181,7 @@ int cs_store_usage(Convstore__V1__UsageReport **out, cs_store *s, const char *te
 		return cs_error_set(err, CS_EINVAL, "unknown usage grouping %d", (int)q->group_by);
 	if (q->from_day > q->to_day)
 		return cs_error_set(err, CS_EINVAL, "the range's start is after its end");
-	sums sm = {0};
+	cs_tally sm = {0};
 	MDB_txn *txn;
 	int rc = cs_txn_begin(&txn, &s->env, false, err);
 	if (!rc) {
@@ -222,8 +197,7 @@ int cs_store_usage(Convstore__V1__UsageReport **out, cs_store *s, const char *te
 			r = NULL;
 		}
 	}
-	free(sm.keys);
-	free(sm.c);
+	cs_tally_deinit(&sm);
 	if (rc)
 		return rc;
 	if (!r)

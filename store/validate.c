@@ -205,17 +205,29 @@ static int check_title(const char *title, cs_error *err)
 	return CS_OK;
 }
 
+static int check_retention(const Convstore__V1__Retention *r, cs_error *err)
+{
+	if (r && r->max_age_seconds > CS_MAX_RETENTION_AGE)
+		return cs_error_set(err, CS_EINVAL,
+				    "retention.max_age_seconds %llu is over %llu (100 years)",
+				    (unsigned long long)r->max_age_seconds,
+				    (unsigned long long)CS_MAX_RETENTION_AGE);
+	return CS_OK;
+}
+
 static int check_conversation_payload(const Event *ev, cs_error *err)
 {
 	switch (ev->payload_case) {
 	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_CREATED: {
 		const Convstore__V1__ConversationCreated *c = ev->conversation_created;
 		int rc = check_title(c->title, err);
+		rc = rc ? rc : check_retention(c->retention, err);
 		return rc ? rc : check_metadata(c->metadata, c->n_metadata, err);
 	}
 	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_FORKED: {
 		const Convstore__V1__ConversationForked *f = ev->conversation_forked;
 		int rc = check_title(f->title, err);
+		rc = rc ? rc : check_retention(f->retention, err);
 		return rc ? rc : check_metadata(f->metadata, f->n_metadata, err);
 	}
 	case CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_UPDATED: {
@@ -226,6 +238,7 @@ static int check_conversation_payload(const Event *ev, cs_error *err)
 					    "status \"%.32s\" is not one of active, archived",
 					    u->status);
 		int rc = check_title(u->title_opt_case ? u->title : NULL, err);
+		rc = rc ? rc : check_retention(u->retention, err);
 		return rc ? rc : check_metadata(u->metadata, u->n_metadata, err);
 	}
 	default: return cs_error_set(err, CS_EINVAL, "not a conversation event");
@@ -238,4 +251,27 @@ int cs_server_event_check(const Event *ev, cs_error *err)
 		return cs_error_set(err, CS_EINVAL, "event payload is empty");
 	int rc = check_conversation_payload(ev, err);
 	return rc ? rc : cs_pb_check_text(&ev->base, err);
+}
+
+/* ---- records read back ------------------------------------------------------------------- */
+
+int cs_head_sane(const Convstore__V1__Head *h, cs_error *err)
+{
+	if (!cs_id_valid(h->tenant) || !cs_id_valid(h->id) ||
+	    (h->parent && !cs_id_valid(h->parent->id)))
+		return cs_error_set(err, CS_ECORRUPT, "a head or snapshot names an invalid id");
+	return CS_OK;
+}
+
+int cs_event_sane(const Event *ev, cs_error *err)
+{
+	if (!cs_id_valid(ev->tenant) || !cs_id_valid(ev->conversation_id))
+		return cs_error_set(err, CS_ECORRUPT, "event at position %llu names an invalid id",
+				    (unsigned long long)ev->position);
+	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE &&
+	    ev->model_response && ev->model_response->model &&
+	    strlen(ev->model_response->model) > CS_MAX_MODEL_LEN)
+		return cs_error_set(err, CS_ECORRUPT, "event at position %llu has an invalid model",
+				    (unsigned long long)ev->position);
+	return CS_OK;
 }

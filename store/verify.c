@@ -180,9 +180,7 @@ static void check_head(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 	}
 	/* The first own version: 1, after the fork point, or after what retention removed; a
 	 * stream whose own events retention removed entirely has none. */
-	uint64_t first = h->parent ? h->parent->version + 1 : 1;
-	if (h->first_version > first)
-		first = h->first_version;
+	uint64_t first = cs_head_own_first(h);
 	if (ok && v->version && v->first != first)
 		problem(v, v->last_pos, "\"%s\" starts at version %llu, expected %llu", h->id,
 			(unsigned long long)v->first, (unsigned long long)first);

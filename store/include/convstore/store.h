@@ -61,7 +61,8 @@ typedef struct cs_store cs_store;
 #define CS_MAX_MODEL_LEN	      128	   /* model_response.model */
 #define CS_MAX_TITLE		      1024	   /* a conversation's title */
 #define CS_MAX_FORK_DEPTH	      64	   /* forks of forks of ... */
-#define CS_MAX_COST_USD		      1e6	   /* model_response.cost_usd: 0 ..this */
+#define CS_MAX_COST_USD		      1e4 /* model_response.cost_usd: 0 ..this */
+#define CS_MAX_RETENTION_AGE	      3155760000ull /* retention.max_age_seconds: 100 years */
 
 typedef struct cs_store_options {
 	const char *path;	   /* folder; created (mode 0700) when missing */
