@@ -454,6 +454,8 @@ int cs_events_commit(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *he
 	if (!rc && req->rc == CS_OK)
 		rc = persist(ctx, req, head, &head_rec, &stream, old_position, err);
 	free(head_rec.mv_data);
+	for (size_t i = 0; i < req->n; i++) /* it pointed into the batch's frame */
+		req->events[i].ev.recorded_at = NULL;
 	if (rc || req->rc)
 		return rc;
 

@@ -144,6 +144,16 @@ int cs_store_retention_sweep(uint64_t *removed, cs_store *s, int64_t now_seconds
 
 /* ==== the writer's side =================================================================== */
 
+/* A failure that concerns this request's conversation only (it is damaged, or gone): the
+ * request fails with @err's message, the rest of the batch commits. */
+static int fail_alone(cs_request *req, int rc, const cs_error *err)
+{
+	req->rc = rc;
+	if (err)
+		req->err = *err;
+	return CS_OK;
+}
+
 /* Fail the request alone with @code and "conversation "<id>" <what>". */
 static int answer(cs_request *req, int code, const char *id, const char *what)
 {
@@ -226,16 +236,20 @@ static int fork_admit(cs_batch_ctx *ctx, cs_request *req, const Head *parent, co
 		answer(req, CS_EINVAL, req->parent_id, "is too deep in a chain of forks");
 		return 1;
 	}
-	MDB_val key = {child->len, (void *)child->b}, val;
 	cs_key hk;
 	cs_key_head(&hk, child);
-	MDB_val hkey = {hk.len, hk.b};
-	if (mdb_get(ctx->txn, ctx->store->env.streams, &hkey, &val) == 0) {
-		req->rc = cs_error_set(&req->err, CS_ECONFLICT,
-				       "conversation \"%s\" already exists", req->conversation_id);
+	MDB_val hkey = {hk.len, hk.b}, val;
+	int mrc = mdb_get(ctx->txn, ctx->store->env.streams, &hkey, &val);
+	if (mrc == 0) {
+		answer(req, CS_ECONFLICT, req->conversation_id, "already exists");
 		return 1;
 	}
-	if (mdb_get(ctx->txn, ctx->store->env.tombs, &key, &val) == 0) {
+	if (mrc != MDB_NOTFOUND)
+		return cs_lmdb_error(err, mrc, "head");
+	bool tomb;
+	if ((rc = cs_tombstone_get(&tomb, ctx->txn, ctx->store, child, err)))
+		return rc;
+	if (tomb) {
 		answer(req, CS_EGONE, req->conversation_id, "was erased");
 		return 1;
 	}
@@ -252,14 +266,16 @@ int cs_fork_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 	int rc = cs_head_load(&parent, s, ctx->txn, &pstream, err);
 	if (rc == CS_ENOTFOUND)
 		return answer(req, CS_ENOTFOUND, req->parent_id, "not found");
+	if (rc == CS_ECORRUPT || rc == CS_EGONE) /* this request fails; the batch goes on */
+		return fail_alone(req, rc, err);
 	if (rc)
 		return rc;
 	rc = fork_admit(ctx, req, parent, &child, err);
 	if (rc == 0) {
 		/* The fork starts as the parent was at the fork point, under its own name. */
-		rc = cs_head_at(&state, s, ctx->txn, parent, req->at_version, &req->err);
+		rc = cs_head_at(&state, s, ctx->txn, parent, req->at_version, err);
 		if (rc == CS_EGONE || rc == CS_ECORRUPT) {
-			req->rc = rc;
+			fail_alone(req, rc, err);
 			rc = 1;
 		}
 	}
@@ -431,6 +447,8 @@ int cs_erase_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 	int rc = cs_head_load(&h, s, ctx->txn, &stream, err);
 	if (rc == CS_ENOTFOUND)
 		return erase_missing(ctx, req, &stream, err);
+	if (rc == CS_ECORRUPT) /* rebuild repairs it; the rest of the batch goes on */
+		return fail_alone(req, rc, err);
 	if (rc)
 		return rc;
 	Convstore__V1__ForkList forks;
@@ -536,18 +554,6 @@ static int idem_drop_upto(MDB_txn *txn, cs_store *s, const cs_key *stream, uint6
 	return rc && rc != MDB_NOTFOUND ? cs_lmdb_error(err, rc, "ids") : CS_OK;
 }
 
-/* The arguments @ev gave call @id ("" when it is not there). */
-static const char *args_of(const Event *ev, const char *id)
-{
-	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL)
-		return ev->tool_call->arguments;
-	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE)
-		for (size_t i = 0; i < ev->model_response->n_tool_calls; i++)
-			if (strcmp(ev->model_response->tool_calls[i]->id, id) == 0)
-				return ev->model_response->tool_calls[i]->arguments;
-	return "";
-}
-
 /* Keep what the state view shows of the calls asked at @version that are still pending, before
  * retention removes that event: one RetainedCalls record at [stream][version]. */
 static int retain_calls_of(cs_batch_ctx *ctx, const Head *h, const cs_key *stream, uint64_t version,
@@ -567,7 +573,7 @@ static int retain_calls_of(cs_batch_ctx *ctx, const Head *h, const cs_key *strea
 		if (p->version != version)
 			continue;
 		one[kept.n_calls] = *p;
-		one[kept.n_calls].arguments = (char *)args_of(ev, p->id);
+		one[kept.n_calls].arguments = (char *)cs_call_arguments(ev, p->id);
 		calls[kept.n_calls] = &one[kept.n_calls];
 		kept.n_calls++;
 	}
@@ -633,8 +639,10 @@ static int sweep_one(cs_batch_ctx *ctx, cs_request *req, const MDB_val *stream_k
 	memcpy(stream.b, stream_key->mv_data, stream.len);
 	Head *h;
 	int rc = cs_head_load(&h, ctx->store, ctx->txn, &stream, err);
-	if (rc == CS_ENOTFOUND)
-		return cs_error_set(err, CS_ECORRUPT, "a retain entry has no conversation");
+	/* A damaged conversation (or a retain entry without one) is left for verify and rebuild
+	 * to find: it must not stop retention for every other conversation. */
+	if (rc == CS_ENOTFOUND || rc == CS_ECORRUPT)
+		return CS_OK;
 	if (rc)
 		return rc;
 	uint64_t own_lo = cs_head_own_first(h), cut = 0;

@@ -311,3 +311,11 @@ int cs_env_grow(cs_env *e, size_t at_least, cs_error *err)
 	pthread_rwlock_unlock(&e->txn_lock);
 	return rc;
 }
+
+int cs_cursor_before(MDB_cursor *cur, MDB_val *key, MDB_val *val)
+{
+	int rc = mdb_cursor_get(cur, key, val, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND) /* nothing at or after: the last entry is before */
+		return mdb_cursor_get(cur, key, val, MDB_LAST);
+	return rc ? rc : mdb_cursor_get(cur, key, val, MDB_PREV);
+}

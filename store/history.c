@@ -236,9 +236,7 @@ int cs_snapshot_find(Head **out, MDB_val *raw, cs_store *s, MDB_txn *txn, const 
 	cs_key k;
 	cs_key_at(&k, stream, hi == UINT64_MAX ? hi : hi + 1);
 	MDB_val key = {k.len, k.b}, val;
-	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	if (rc == 0 || rc == MDB_NOTFOUND)
-		rc = mdb_cursor_get(cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+	rc = cs_cursor_before(cur, &key, &val);
 	int res = CS_OK;
 	if (rc == 0 && key.mv_size == stream->len + 8 &&
 	    memcmp(key.mv_data, stream->b, stream->len) == 0) {

@@ -151,6 +151,9 @@ int cs_lmdb_error(cs_error *err, int rc, const char *what);
 int cs_txn_begin(MDB_txn **out, cs_env *e, bool write, cs_error *err);
 void cs_txn_abort(cs_env *e, MDB_txn *txn);
 int cs_txn_commit(cs_env *e, MDB_txn *txn, cs_error *err);
+/* Put @cur on the last entry whose key is below *key (a backward walk's start). Returns the LMDB
+ * code: MDB_NOTFOUND when there is none. */
+int cs_cursor_before(MDB_cursor *cur, MDB_val *key, MDB_val *val);
 /* Grow the map (no transaction of this process may be open: takes txn_lock exclusively).
  * CS_EFULL when already at max_map_size. */
 int cs_env_grow(cs_env *e, size_t at_least, cs_error *err);
@@ -177,6 +180,12 @@ int cs_head_rename(Convstore__V1__Head *head, const char *id, cs_error *err);
 int cs_transcript_entry(Convstore__V1__TranscriptMessage **out, const Convstore__V1__Event *ev,
 			cs_error *err);
 bool cs_event_in_transcript(const Convstore__V1__Event *ev);
+/* The arguments @ev (a model_response or tool_call) gave call @id; "" when it has none. */
+const char *cs_call_arguments(const Convstore__V1__Event *ev, const char *id);
+/* Add (@sign 1) or subtract (-1) one model response's tokens and cost; the head's usage and
+ * the rollups (views.c) both count with it. */
+void cs_counter_add(Convstore__V1__UsageCounter *c, const Convstore__V1__ModelResponse *mr,
+		    int sign);
 /* A validated cost_usd (0..CS_MAX_COST_USD) in nano-dollars, rounded to nearest. */
 int64_t cs_cost_nanos(double cost_usd);
 
@@ -393,8 +402,6 @@ int cs_usage_apply(MDB_txn *txn, cs_store *s, const Convstore__V1__Event *ev, in
 /* One usage rollup record; *out NULL when there is none. */
 int cs_counter_load(Convstore__V1__UsageCounter **out, cs_store *s, MDB_txn *txn, const cs_key *k,
 		    cs_error *err);
-void cs_counter_add(Convstore__V1__UsageCounter *c, const Convstore__V1__ModelResponse *mr,
-		    int sign);
 /* Keep the retain index in step with @h's policy (@h NULL: the conversation is gone). */
 int cs_retain_sync(MDB_txn *txn, cs_store *s, const cs_key *stream, const Convstore__V1__Head *h,
 		   cs_error *err);

@@ -162,8 +162,7 @@ static int collect_moved(lister *l, cs_error *err)
 	cs_key k;
 	cs_key_list(&k, l->tenant, UINT64_MAX);
 	MDB_val key = {k.len, k.b}, val;
-	int rc = mdb_cursor_get(l->cur, &key, &val, MDB_SET_RANGE);
-	rc = mdb_cursor_get(l->cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+	int rc = cs_cursor_before(l->cur, &key, &val);
 	size_t seen = 0, cap = 0;
 	for (; rc == 0 && of_tenant(l, &key); rc = mdb_cursor_get(l->cur, &key, &val, MDB_PREV)) {
 		if (cs_get_be64((unsigned char *)key.mv_data + l->prefix.len) <= l->p0)
@@ -213,8 +212,7 @@ static int walk_start(lister *l, cs_error *err)
 	cs_key k;
 	cs_key_list(&k, l->tenant, l->c);
 	l->key = (MDB_val){k.len, k.b};
-	int rc = mdb_cursor_get(l->cur, &l->key, &l->val, MDB_SET_RANGE);
-	rc = mdb_cursor_get(l->cur, &l->key, &l->val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+	int rc = cs_cursor_before(l->cur, &l->key, &l->val);
 	l->walk_done = rc != 0 || !of_tenant(l, &l->key);
 	return rc && rc != MDB_NOTFOUND ? cs_lmdb_error(err, rc, "list") : CS_OK;
 }

@@ -198,9 +198,9 @@ static int own_edge(uint64_t *out, projector *p, const cs_key *stream, bool last
 	cs_key k;
 	cs_key_at(&k, stream, last ? CS_HEAD_VERSION : 0);
 	MDB_val key = {k.len, k.b}, val;
-	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	if (last) /* the entry before the head's slot (or before the next stream) */
-		rc = mdb_cursor_get(cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+	/* lowest: the first entry at or after version 0; highest: the last before the head */
+	rc = last ? cs_cursor_before(cur, &key, &val)
+		  : mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 	if (rc == 0 && cs_key_is_event_of(&key, stream))
 		*out = cs_get_be64((unsigned char *)key.mv_data + stream->len);
 	mdb_cursor_close(cur);

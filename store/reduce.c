@@ -467,6 +467,17 @@ static int entry_fill(Entry *t, const Event *ev)
 	}
 }
 
+const char *cs_call_arguments(const Event *ev, const char *id)
+{
+	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL)
+		return ev->tool_call->arguments;
+	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE)
+		for (size_t i = 0; i < ev->model_response->n_tool_calls; i++)
+			if (strcmp(ev->model_response->tool_calls[i]->id, id) == 0)
+				return ev->model_response->tool_calls[i]->arguments;
+	return "";
+}
+
 bool cs_event_in_transcript(const Event *ev)
 {
 	switch (ev->payload_case) {

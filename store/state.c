@@ -151,19 +151,6 @@ static int add_entry(void *ctx, Event *ev, cs_error *err)
 	return CS_OK;
 }
 
-/* The arguments of call @id as the event at @version asked for it ("" if not found). */
-static const char *call_arguments(const Event *ev, const char *id)
-{
-	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL)
-		return ev->tool_call->arguments;
-	if (ev->payload_case != CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE)
-		return "";
-	for (size_t i = 0; i < ev->model_response->n_tool_calls; i++)
-		if (strcmp(ev->model_response->tool_calls[i]->id, id) == 0)
-			return ev->model_response->tool_calls[i]->arguments;
-	return "";
-}
-
 /* The arguments of pending call @p from what retention kept of its event (calls database). */
 static int retained_arguments(Convstore__V1__PendingToolCall *copy, cs_store *s, MDB_txn *txn,
 			      const cs_history *hist, const Convstore__V1__PendingToolCall *p,
@@ -215,8 +202,8 @@ static int pending_view(State *st, cs_store *s, MDB_txn *txn, const cs_history *
 		if (rc == CS_EGONE) /* retention removed the asking event: it kept the call */
 			rc = retained_arguments(copy, s, txn, hist, p, err);
 		else if (rc == CS_OK) {
-			copy->arguments = dup_str(call_arguments(ev, p->id));
-			bool failed = dup_failed(copy->arguments, call_arguments(ev, p->id));
+			copy->arguments = dup_str(cs_call_arguments(ev, p->id));
+			bool failed = dup_failed(copy->arguments, cs_call_arguments(ev, p->id));
 			protobuf_c_message_free_unpacked(&ev->base, NULL);
 			if (failed)
 				goto nomem;

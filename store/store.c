@@ -128,7 +128,8 @@ int cs_store_append(cs_append_result *out, cs_store *s, const char *tenant,
 		    const char *conversation_id, int64_t expected_version,
 		    Convstore__V1__Event *const *events, size_t n, cs_error *err)
 {
-	memset(out, 0, sizeof(*out));
+	if (out)
+		memset(out, 0, sizeof(*out));
 	if (s->env.read_only)
 		return cs_error_set(err, CS_EINVAL, "the store is open read-only");
 	cs_request req;

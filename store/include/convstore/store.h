@@ -57,11 +57,11 @@ typedef struct cs_store cs_store;
 #define CS_MAX_TOOL_CALLS	      128    /* tool calls in one model_response */
 #define CS_MAX_PENDING_CALLS	      1024   /* calls of one conversation waiting for results */
 #define CS_FEED_SCAN_MAX	      10000u /* records one feed read looks at */
-#define CS_MAX_EVENT_BYTES_LIMIT      (256u << 20) /* the largest max_event_bytes accepted */
-#define CS_MAX_MODEL_LEN	      128	   /* model_response.model */
-#define CS_MAX_TITLE		      1024	   /* a conversation's title */
-#define CS_MAX_FORK_DEPTH	      64	   /* forks of forks of ... */
-#define CS_MAX_COST_USD		      1e4 /* model_response.cost_usd: 0 ..this */
+#define CS_MAX_EVENT_BYTES_LIMIT      (256u << 20)  /* the largest max_event_bytes accepted */
+#define CS_MAX_MODEL_LEN	      128	    /* model_response.model */
+#define CS_MAX_TITLE		      1024	    /* a conversation's title */
+#define CS_MAX_FORK_DEPTH	      64	    /* forks of forks of ... */
+#define CS_MAX_COST_USD		      1e4	    /* model_response.cost_usd: 0 ..this */
 #define CS_MAX_RETENTION_AGE	      3155760000ull /* retention.max_age_seconds: 100 years */
 
 typedef struct cs_store_options {
@@ -119,8 +119,8 @@ typedef struct cs_append_result {
  * Append @n events to conversation @conversation_id of @tenant, atomically, through the group
  * commit. The conversation is created by its first append.
  *
- * @param[out] out     versions and positions given to the events (or, for a replayed request,
- *                     the original ones)
+ * @param[out] out     optional: versions and positions given to the events (or, for a
+ *                     replayed request, the original ones)
  * @param[in]  events  the events as the client sent them. They are not modified: the store
  *                     fills conversation_id, tenant, version, position, recorded_at, type and a
  *                     generated id (UUID v4, when the event has none) in its stored copy.
@@ -336,8 +336,11 @@ typedef struct cs_list_query {
  * that existed when the first page was read and still exists is listed exactly once, in the
  * order of that moment. A page looks at no more than CS_LIST_SCAN_MAX entries, so a selective
  * filter can give a short (even empty) page with a next_cursor.
+ * The cursor stays valid while fewer than CS_LIST_SCAN_MAX of the tenant's conversations have
+ * been appended to or created since the first page; after that the listing must start again.
  * @out owned by the caller; next_cursor_opt unset at the end.
- * @return CS_OK; CS_EINVAL (bad cursor, limit or status).
+ * @return CS_OK; CS_EINVAL (bad cursor, limit or status); CS_EGONE (the cursor's listing is
+ *         too old, see above); CS_ECORRUPT (a damaged list entry or head).
  */
 int cs_store_list(Convstore__V1__ConversationList **out, cs_store *store, const char *tenant,
 		  const cs_list_query *q, cs_error *err);
@@ -371,7 +374,8 @@ int cs_store_usage(Convstore__V1__UsageReport **out, cs_store *store, const char
  * Apply every conversation's retention policy now (@now_seconds: the clock to judge max_age by;
  * 0: the real clock): remove events beyond max_events or older than max_age, keeping a
  * snapshot at the truncation point so the state stays whole (pending tool calls keep their
- * arguments). A conversation that has forks is skipped while they exist: they read its
+ * arguments). The ids of removed events are forgotten with them: a client retrying one of them
+ * appends it again. A conversation that has forks is skipped while they exist: they read its
  * versions from 1. The server calls it periodically; appends do not enforce a policy.
  * @param[out] removed  optional: events removed
  */
