@@ -262,8 +262,9 @@ bool cs_req_not_modified(const cs_req *r, uint64_t version);
 /* ---- present.c ----------------------------------------------------------------------------- */
 
 /**
- * Add to @obj (the codec's JSON of a @desc message) the lists and numbers the codec left out at
- * their default, recursively (see present.c for which and why).
+ * Add to @obj (the codec's JSON of a @desc message) the lists, maps and numbers API.md shows that
+ * the codec left out at their default: never a bool, never inside an Event (present.c says which
+ * and why). @depth: 1 for the response message itself.
  */
 void cs_json_present(json_t *obj, const ProtobufCMessageDescriptor *desc, int depth);
 

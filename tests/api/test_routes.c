@@ -31,6 +31,81 @@ static void test_health(void)
 	json_decref(b);
 }
 
+/* @body parsed equals @want (JSON text), whatever the key order. */
+static void check_json_is(json_t *body, const char *want)
+{
+	json_t *w = json_loads(want, 0, NULL);
+	CHECK(w != NULL);
+	if (!json_equal(body, w)) {
+		char *got = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+		fprintf(stderr, "got  %s\nwant %s\n", got ? got : "(null)", want);
+		free(got);
+		CHECK(!"the JSON above differs");
+	}
+	json_decref(w);
+}
+
+/*
+ * The empty lists and zeros API.md shows are there, and nothing else: no bool defaults, and
+ * events exactly as stored. Runs first, on an empty store.
+ */
+static void test_present(void)
+{
+	json_t *b = NULL;
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/events", NULL), 200);
+	check_json_is(b, "{\"events\":[],\"last_position\":0}");
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations", NULL), 200);
+	check_json_is(b, "{\"conversations\":[],\"next_cursor\":null}");
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "POST", "/v1/conversations", "{\"id\":\"fresh\"}"), 201);
+	char created[64];
+	snprintf(created, sizeof(created), "%s", jstr(b, "created_at"));
+	check_json_is(
+	    b, fmt("{\"id\":\"fresh\",\"version\":1,\"status\":\"active\",\"metadata\":{},"
+		   "\"created_at\":\"%s\",\"updated_at\":\"%s\",\"messages\":[],"
+		   "\"pending_tool_calls\":[],\"usage\":{\"input_tokens\":0,\"output_tokens\":0,"
+		   "\"cached_tokens\":0,\"reasoning_tokens\":0,\"cost_usd\":0,\"responses\":0},"
+		   "\"counts\":{\"events\":1,\"messages\":0,\"tool_calls\":0,\"tool_errors\":0},"
+		   "\"last_position\":1,\"first_version\":0}",
+		   created, created));
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/fresh/events", NULL), 200);
+	json_t *ev = json_array_get(json_object_get(b, "events"), 0);
+	check_json_is(ev, fmt("{\"id\":\"%s\",\"conversation_id\":\"fresh\",\"version\":1,"
+			      "\"position\":1,\"recorded_at\":\"%s\",\"type\":"
+			      "\"conversation_created\",\"conversation_created\":{}}",
+			      jstr(ev, "id"), created));
+	CHECK(json_is_null(json_object_get(b, "next_from_version")));
+	json_decref(b);
+	/* a transcript message has is_error only when it is true; events keep what they had */
+	CHECK_EQ_INT(srv_json(&S, NULL, "POST", "/v1/conversations/fresh/events",
+			      "{\"events\":[{\"tool_call\":{\"id\":\"t1\",\"name\":\"ls\"}},"
+			      "{\"tool_result\":{\"call_id\":\"t1\",\"output\":\"no\","
+			      "\"is_error\":true}},{\"tool_call\":{\"id\":\"t2\",\"name\":\"ls\"}},"
+			      "{\"tool_result\":{\"call_id\":\"t2\",\"output\":\"ok\"}}]}"),
+		     201);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/fresh", NULL), 200);
+	json_t *msgs = json_object_get(b, "messages");
+	CHECK_EQ_INT(json_array_size(msgs), 4);
+	CHECK(!json_object_get(json_array_get(msgs, 0), "is_error"));
+	CHECK(json_is_true(json_object_get(json_array_get(msgs, 1), "is_error")));
+	CHECK(!json_object_get(json_array_get(msgs, 2), "is_error"));
+	CHECK(!json_object_get(json_array_get(msgs, 3), "is_error"));
+	CHECK_EQ_INT(jint(json_object_get(b, "counts"), "tool_errors"), 1);
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/events?after_position=4", NULL), 200);
+	ev = json_array_get(json_object_get(b, "events"), 0);
+	check_json_is(json_object_get(ev, "tool_result"), "{\"call_id\":\"t2\",\"output\":\"ok\"}");
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations?limit=1", NULL), 200);
+	json_t *summary = json_array_get(json_object_get(b, "conversations"), 0);
+	check_json_is(json_object_get(summary, "metadata"), "{}");
+	CHECK(!json_object_get(summary, "messages") &&
+	      !json_object_get(summary, "pending_tool_calls"));
+	json_decref(b);
+}
+
 static void test_create(void)
 {
 	json_t *b = NULL;
@@ -512,6 +587,7 @@ static void test_full(void)
 int main(void)
 {
 	srv_start(&S, NULL);
+	CHECK_RUN(test_present);
 	CHECK_RUN(test_health);
 	CHECK_RUN(test_create);
 	CHECK_RUN(test_append);
