@@ -295,7 +295,7 @@ static int delete_prefix(MDB_txn *txn, MDB_dbi dbi, const cs_key *prefix, cs_err
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 	     rc == 0 && key.mv_size >= prefix->len &&
 	     memcmp(key.mv_data, prefix->b, prefix->len) == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT)) {
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) { /* after a delete: the next one */
 		if ((rc = mdb_cursor_del(cur, 0)))
 			break;
 	}
@@ -507,7 +507,9 @@ static int idem_drop_upto(MDB_txn *txn, cs_store *s, const cs_key *stream, uint6
 		bool old = val.mv_size == 8 && cs_get_be64(val.mv_data) <= cut;
 		if (old && (rc = mdb_cursor_del(cur, 0)))
 			break;
-		rc = mdb_cursor_get(cur, &key, &val, old ? MDB_GET_CURRENT : MDB_NEXT);
+		/* After mdb_cursor_del the cursor already sits on the next entry, and MDB_NEXT
+		 * returns that one without moving (MDB_GET_CURRENT fails at the end). */
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
 	return rc && rc != MDB_NOTFOUND ? cs_lmdb_error(err, rc, "ids") : CS_OK;

@@ -414,9 +414,10 @@ static int clear_views(projector *p, cs_error *err)
 			return lrc;
 		}
 		bool base = lowest ? v + 1 == lowest : true;
-		if (!base && (rc = mdb_cursor_del(cur, 0)) == 0)
-			rc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT);
-		else if (!rc)
+		if (!base)
+			rc = mdb_cursor_del(cur, 0);
+		/* After a delete MDB_NEXT gives the entry that took its place. */
+		if (!rc)
 			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);

@@ -7,11 +7,16 @@
  * is an error rather than a new empty store, and so that it never competes with a running
  * server's writer.
  *
+ * keygen opens no store: it makes an API token for convstored's key file (API.md, "Auth and
+ * tenants"): 32 random bytes as hex, and the line `<sha-256 of the token> <tenant> <role>`.
+ *
  * Exit codes: 0 ok, 1 a failure or a problem found, 2 usage.
  */
 #include <getopt.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "convstore/store.h"
 
@@ -24,8 +29,46 @@ static const char usage[] =
     "commands:\n"
     "  init         create the store in DIR (nothing happens when it exists)\n"
     "  stats        events, conversations, last position, map size and use\n"
-    "  verify       check every record's CRC, the indexes against the log and every head;\n"
-    "               exits 1 when a problem is found\n";
+    "  verify       check every record's CRC, the indexes against the log, every head and\n"
+    "               every projection against a fresh fold; exits 1 when a problem is found\n"
+    "  keygen TENANT ROLE\n"
+    "               print a new API token and its key-file line (roles: read, append,\n"
+    "               admin; operator with tenant '*')\n";
+
+static void hex(char *out, const unsigned char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+static int cmd_keygen(const char *tenant, const char *role)
+{
+	static const char *const roles[] = {"read", "append", "admin", "operator"};
+	size_t r = 0;
+	while (r < 4 && strcmp(role, roles[r]) != 0)
+		r++;
+	bool operator= r == 3, any = strcmp(tenant, "*") == 0;
+	if (r == 4 || operator!= any ||(!any && !cs_id_valid(tenant))) {
+		fprintf(stderr, "convctl: keygen: want a tenant id and read, append or admin, or "
+				"'*' and operator\n");
+		return 2;
+	}
+	unsigned char raw[32], digest[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	char token[2 * sizeof(raw) + 1], digest_hex[2 * EVP_MAX_MD_SIZE + 1];
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		perror("convctl: keygen: getrandom");
+		return 1;
+	}
+	hex(token, raw, sizeof(raw));
+	if (!EVP_Digest(token, strlen(token), digest, &dlen, EVP_sha256(), NULL)) {
+		fprintf(stderr, "convctl: keygen: sha-256 failed\n");
+		return 1;
+	}
+	hex(digest_hex, digest, dlen);
+	printf("token: %s\n%s %s %s\n", token, digest_hex, tenant, role);
+	return 0;
+}
 
 static int cmd_init(cs_store *s, bool json)
 {
@@ -92,6 +135,8 @@ int main(int argc, char **argv)
 		default: fputs(usage, stderr); return 2;
 		}
 	}
+	if (optind + 3 == argc && strcmp(argv[optind], "keygen") == 0)
+		return cmd_keygen(argv[optind + 1], argv[optind + 2]);
 	if (optind != argc - 1) {
 		fputs(usage, stderr);
 		return 2;

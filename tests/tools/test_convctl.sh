@@ -41,6 +41,23 @@ grep -q 'unknown command "frobnicate"' "$dir/err" || { echo "FAIL no message"; f
 "$convctl" --data "$dir/s" 2>/dev/null
 expect "missing command exit" $? 2
 
+# keygen: a fresh token, and a key-file line whose hash is the token's sha-256.
+out=$("$convctl" keygen acme append)
+expect "keygen exit" $? 0
+token=$(echo "$out" | sed -n 's/^token: //p')
+line=$(echo "$out" | sed -n 2p)
+expect "keygen token length" "${#token}" 64
+expect "keygen line" "$line" "$(printf %s "$token" | sha256sum | cut -d' ' -f1) acme append"
+other=$("$convctl" keygen acme append | sed -n 's/^token: //p')
+[ "$other" != "$token" ] || { echo "FAIL keygen repeated a token"; fail=1; }
+set -f # '*' is a tenant here, not a glob
+for bad in "acme operator" "* read" "acme owner" "bad/tenant read"; do
+	# shellcheck disable=SC2086
+	"$convctl" keygen $bad >/dev/null 2>"$dir/err"
+	expect "keygen $bad exit" $? 2
+done
+set +f
+
 echo "not a store" >"$dir/file"
 "$convctl" --data "$dir/file" stats 2>"$dir/err"
 expect "not a folder exit" $? 1
