@@ -283,9 +283,6 @@ char *cs_json_text(const ProtobufCMessage *msg, cs_error *err);
 int cs_keyring_load(cs_keyring **out, const char *path, cs_error *err);
 void cs_keyring_free(cs_keyring *k);
 
-/** The distinct tenants of @k (not "*"): @i from 0 until it returns NULL. */
-const char *cs_keyring_tenant(const cs_keyring *k, size_t i);
-
 /**
  * Authenticate @r (Authorization: Bearer) and check its role against the route's.
  * @return CS_OK (r->tenant, r->role set); CS_HTTP_EUNAUTHENTICATED; CS_HTTP_EFORBIDDEN.
