@@ -196,7 +196,7 @@ enum MHD_Result cs_h_append(cs_req *r)
 		rc = cs_write_done(r, cs_store_append(&res, r->srv->store, r->tenant, r->id,
 						      expected, req->events, req->n_events, &err));
 		if (!rc)
-			cs_metrics_append(&r->srv->metrics, req->n_events, cs_seconds_since(&t0));
+			cs_metrics_append(&r->srv->metrics, req->n_events, cs_us_since(&t0));
 	}
 	if (req)
 		protobuf_c_message_free_unpacked(&req->base, NULL);

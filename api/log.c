@@ -18,11 +18,13 @@
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-double cs_seconds_since(const struct timespec *start)
+uint64_t cs_us_since(const struct timespec *start)
 {
 	struct timespec now;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+	int64_t us =
+	    (int64_t)(now.tv_sec - start->tv_sec) * 1000000 + (now.tv_nsec - start->tv_nsec) / 1000;
+	return us > 0 ? (uint64_t)us : 0;
 }
 
 static void timestamp(char out[32])
@@ -35,15 +37,16 @@ static void timestamp(char out[32])
 	snprintf(out + n, 32 - n, ".%03ldZ", now.tv_nsec / 1000000);
 }
 
-/* Write @o (taken over) as one line, if @level passes the server's threshold. */
-static void emit(const cs_server *srv, enum cs_log_level level, json_t *o)
+static bool level_on(const cs_server *srv, enum cs_log_level level)
+{
+	return !srv || level <= srv->cfg.log_level;
+}
+
+/* Write @o (taken over) as one line at @level. */
+static void emit(enum cs_log_level level, json_t *o)
 {
 	if (!o)
 		return;
-	if (srv && level > srv->cfg.log_level) {
-		json_decref(o);
-		return;
-	}
 	char ts[32];
 	timestamp(ts);
 	json_object_set_new(o, "ts", json_string(ts));
@@ -76,32 +79,34 @@ void cs_log(const cs_server *srv, enum cs_log_level level, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
+	if (!level_on(srv, level))
+		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	json_t *o = json_object();
 	if (o)
 		set_text(o, "msg", msg);
-	emit(srv, level, o);
+	emit(level, o);
 }
 
-void cs_log_request(const cs_req *r, double seconds)
+void cs_log_request(const cs_req *r, uint64_t us)
 {
-	json_t *o = json_object();
-	if (!o)
-		return;
 	enum cs_log_level level = r->status >= 500   ? CS_LOG_ERROR
 				  : r->status >= 400 ? CS_LOG_WARN
 						     : CS_LOG_INFO;
+	json_t *o = level_on(r->srv, level) ? json_object() : NULL;
+	if (!o)
+		return;
 	set_text(o, "msg", "request");
 	set_text(o, "method", r->method);
 	set_text(o, "route", r->route == CS_ROUTE_NONE ? "unmatched" : cs_routes[r->route].path);
 	json_object_set_new(o, "status", json_integer(r->status));
-	json_object_set_new(o, "duration_ms", json_real(seconds * 1e3));
+	json_object_set_new(o, "duration_us", json_integer((json_int_t)us));
 	set_text(o, "tenant", r->tenant);
 	set_text(o, "conversation", r->id);
 	set_text(o, "trace_id", r->trace_id);
 	if (r->status >= 400)
 		set_text(o, "error", r->error);
-	emit(r->srv, level, o);
+	emit(level, o);
 }

@@ -34,24 +34,22 @@ static void bucket_add(atomic_ullong *buckets, const double *le, double v)
 	atomic_fetch_add_explicit(&buckets[i], 1, memory_order_relaxed);
 }
 
-void cs_metrics_request(cs_metrics *m, enum cs_route_id route, unsigned status, double seconds)
+void cs_metrics_request(cs_metrics *m, enum cs_route_id route, unsigned status, uint64_t us)
 {
 	size_t s = 0;
 	while (s < CS_METRIC_STATUSES - 1 && statuses[s] != status)
 		s++;
 	atomic_fetch_add_explicit(&m->requests[route][s], 1, memory_order_relaxed);
-	bucket_add(m->duration_buckets[route], latency_le, seconds);
-	atomic_fetch_add_explicit(&m->duration_us_sum[route], (unsigned long long)(seconds * 1e6),
-				  memory_order_relaxed);
+	bucket_add(m->duration_buckets[route], latency_le, (double)us / 1e6);
+	atomic_fetch_add_explicit(&m->duration_us_sum[route], us, memory_order_relaxed);
 }
 
-void cs_metrics_append(cs_metrics *m, size_t events, double seconds)
+void cs_metrics_append(cs_metrics *m, size_t events, uint64_t us)
 {
 	bucket_add(m->append_events_buckets, events_le, (double)events);
 	atomic_fetch_add_explicit(&m->append_events_sum, events, memory_order_relaxed);
-	bucket_add(m->append_latency_buckets, latency_le, seconds);
-	atomic_fetch_add_explicit(&m->append_latency_us_sum, (unsigned long long)(seconds * 1e6),
-				  memory_order_relaxed);
+	bucket_add(m->append_latency_buckets, latency_le, (double)us / 1e6);
+	atomic_fetch_add_explicit(&m->append_latency_us_sum, us, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->appends, 1, memory_order_relaxed);
 }
 

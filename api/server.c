@@ -155,11 +155,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	cs_req *r = *con_cls;
 	if (!r)
 		return;
-	double seconds = cs_seconds_since(&r->start);
+	uint64_t us = cs_us_since(&r->start);
 	if (!r->status)
 		r->status = 499; /* the client went away before an answer */
-	cs_metrics_request(&r->srv->metrics, r->route, r->status, seconds);
-	cs_log_request(r, seconds);
+	cs_metrics_request(&r->srv->metrics, r->route, r->status, us);
+	cs_log_request(r, us);
 	for (size_t i = 0; i < r->n_params; i++) {
 		free(r->params[i].key);
 		free(r->params[i].value);

@@ -294,8 +294,11 @@ int cs_keygen(const char *tenant, const char *role, cs_error *err);
 
 /* ---- metrics.c ----------------------------------------------------------------------------- */
 
-void cs_metrics_request(cs_metrics *m, enum cs_route_id route, unsigned status, double seconds);
-void cs_metrics_append(cs_metrics *m, size_t events, double seconds);
+/** Count one request of @route answered @status after @us microseconds. */
+void cs_metrics_request(cs_metrics *m, enum cs_route_id route, unsigned status, uint64_t us);
+
+/** Count one append of @events events that waited @us microseconds for its commit. */
+void cs_metrics_append(cs_metrics *m, size_t events, uint64_t us);
 
 /** The Prometheus text of everything; malloc'd, NULL on failure. */
 char *cs_metrics_render(cs_server *srv, size_t *len, cs_error *err);
@@ -306,11 +309,14 @@ char *cs_metrics_render(cs_server *srv, size_t *len, cs_error *err);
 void cs_log(const cs_server *srv, enum cs_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/** The request's one line: method, route, status, duration, tenant, conversation, trace. */
-void cs_log_request(const cs_req *r, double seconds);
+/**
+ * The request's one line: method, route, status, duration_us (an integer), tenant,
+ * conversation, trace_id, and the error message of a 4xx or 5xx.
+ */
+void cs_log_request(const cs_req *r, uint64_t us);
 
-/** Seconds since @start (CLOCK_MONOTONIC). */
-double cs_seconds_since(const struct timespec *start);
+/** Microseconds since @start (CLOCK_MONOTONIC). */
+uint64_t cs_us_since(const struct timespec *start);
 
 /* ---- server.c ------------------------------------------------------------------------------ */
 

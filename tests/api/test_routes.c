@@ -559,6 +559,75 @@ static void test_http_errors(void)
 	json_decref(b);
 }
 
+#define TRACE_ID  "4bf92f3577b34da6a3ce929d0e0e4736"
+#define OWN_TRACE "11111111111111111111111111111111"
+
+/* traceparent goes on every event without its own trace; a malformed one is ignored. */
+static void test_traceparent(void)
+{
+	json_t *b = NULL;
+	httpc_response r =
+	    srv_req(&S, "POST", "/v1/conversations/traced/events",
+		    JSON_HDR "traceparent: 00-" TRACE_ID "-00f067aa0ba902b7-01\r\n",
+		    "{\"events\":[" MSG("user", "a") ",{\"trace\":{\"trace_id\":\"" OWN_TRACE "\","
+						     "\"span_id\":\"1111111111111111\"}," MEMBER(
+							 "user", "b") "}]}");
+	CHECK_EQ_INT(r.status, 201);
+	httpc_response_free(&r);
+	r = srv_req(&S, "POST", "/v1/conversations/traced/events",
+		    JSON_HDR "traceparent: 00-" TRACE_ID "-00f067aa0ba902b7\r\n",
+		    "{\"events\":[" MSG("user", "c") "]}");
+	CHECK_EQ_INT(r.status, 201);
+	httpc_response_free(&r);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/traced/events", NULL), 200);
+	json_t *ev = json_object_get(b, "events");
+	check_json_is(json_object_get(json_array_get(ev, 0), "trace"),
+		      "{\"trace_id\":\"" TRACE_ID "\",\"span_id\":\"00f067aa0ba902b7\"}");
+	CHECK_STR_EQ(jstr(json_object_get(json_array_get(ev, 1), "trace"), "trace_id"), OWN_TRACE);
+	CHECK(!json_object_get(json_array_get(ev, 2), "trace"));
+	json_decref(b);
+}
+
+/* After the server stopped: one JSON line per request, with the fields API.md names. */
+static void test_log(void)
+{
+	char path[PATH_MAX + 8], line[4096];
+	snprintf(path, sizeof(path), "%s/log", S.dir);
+	FILE *f = fopen(path, "r");
+	CHECK(f != NULL);
+	int requests = 0, appends = 0, traced = 0, errors = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		json_t *o = json_loads(line, 0, NULL);
+		CHECK(o != NULL);
+		if (!o || strcmp(jstr(o, "msg"), "request") != 0) {
+			json_decref(o);
+			continue;
+		}
+		requests++;
+		CHECK(json_is_integer(json_object_get(o, "duration_us")));
+		CHECK(!json_object_get(o, "duration_ms"));
+		CHECK(json_is_integer(json_object_get(o, "status")));
+		CHECK(*jstr(o, "method") && *jstr(o, "route") && *jstr(o, "ts"));
+		if (!strcmp(jstr(o, "route"), "/v1/conversations/{id}/events") &&
+		    jint(o, "status") == 201) {
+			appends++;
+			CHECK_STR_EQ(jstr(o, "tenant"), "default");
+			CHECK(*jstr(o, "conversation"));
+		}
+		traced += !strcmp(jstr(o, "trace_id"), TRACE_ID);
+		if (jint(o, "status") >= 400) {
+			errors++;
+			CHECK(*jstr(o, "error"));
+			CHECK_STR_EQ(jstr(o, "level"), jint(o, "status") >= 500 ? "error" : "warn");
+		}
+		json_decref(o);
+	}
+	if (f)
+		fclose(f);
+	CHECK(requests > 50 && appends > 5 && errors > 5);
+	CHECK_EQ_INT(traced, 1);
+}
+
 /* A map capped at 1 MiB fills up: 507 storage_full, and reads still work. */
 static void test_full(void)
 {
@@ -602,7 +671,10 @@ int main(void)
 	CHECK_RUN(test_protobuf);
 	CHECK_RUN(test_gzip);
 	CHECK_RUN(test_http_errors);
+	CHECK_RUN(test_traceparent);
 	CHECK_RUN(test_full);
-	CHECK_EQ_INT(srv_stop(&S), 0);
+	CHECK_EQ_INT(srv_stop_keep(&S), 0);
+	CHECK_RUN(test_log);
+	nftw(S.dir, srv_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_finish();
 }
