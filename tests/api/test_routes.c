@@ -557,6 +557,9 @@ static void test_http_errors(void)
 	httpc_close(&c);
 	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v2/nothing", NULL), 404);
 	json_decref(b);
+	/* an id of quote, backslash, control and non-UTF-8 bytes: 400, and a log line (test_log) */
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/a%22b%5C%01%FF", NULL), 400);
+	json_decref(b);
 }
 
 #define TRACE_ID  "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -595,7 +598,7 @@ static void test_log(void)
 	snprintf(path, sizeof(path), "%s/log", S.dir);
 	FILE *f = fopen(path, "r");
 	CHECK(f != NULL);
-	int requests = 0, appends = 0, traced = 0, errors = 0;
+	int requests = 0, appends = 0, traced = 0, errors = 0, nasty = 0;
 	while (f && fgets(line, sizeof(line), f)) {
 		json_t *o = json_loads(line, 0, NULL);
 		CHECK(o != NULL);
@@ -615,6 +618,7 @@ static void test_log(void)
 			CHECK(*jstr(o, "conversation"));
 		}
 		traced += !strcmp(jstr(o, "trace_id"), TRACE_ID);
+		nasty += !strcmp(jstr(o, "conversation"), "a\"b\\\x01?");
 		if (jint(o, "status") >= 400) {
 			errors++;
 			CHECK(*jstr(o, "error"));
@@ -626,6 +630,7 @@ static void test_log(void)
 		fclose(f);
 	CHECK(requests > 50 && appends > 5 && errors > 5);
 	CHECK_EQ_INT(traced, 1);
+	CHECK_EQ_INT(nasty, 1);
 }
 
 /* A map capped at 1 MiB fills up: 507 storage_full, and reads still work. */
