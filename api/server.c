@@ -5,7 +5,9 @@
  * blocks its caller until the store's group commit has made it durable, and long polls and SSE
  * streams block by design; with a thread per connection each of those waits costs one parked
  * thread and nothing else, and 64 clients appending at once put 64 requests into one group
- * commit. --threads caps the connections (and so the threads) served at once.
+ * commit. --threads caps the connections (and so the threads) served at once. Each thread
+ * waits for its connection with poll(), not select(): select() cannot watch a descriptor
+ * above FD_SETSIZE (1024), and --threads may allow more connections than that.
  *
  * A request goes through on_request() in three steps:
  *   1. headers (first call): route (404, 405), auth (401, 403, before any conversation is
@@ -187,7 +189,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err)
 {
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
 			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
