@@ -274,7 +274,8 @@ enum MHD_Result cs_h_events(cs_req *r)
 	cs_event_page page = {0};
 	const char *dir = cs_query_get(r, "direction");
 	enum cs_direction d = CS_FORWARD;
-	uint64_t from, limit;
+	uint64_t from;
+	size_t limit;
 	int rc = CS_OK;
 	if (dir && strcmp(dir, "forward") != 0 && strcmp(dir, "backward") != 0)
 		rc = cs_error_set(&err, CS_EINVAL, "direction '%.32s' is not forward or backward",
@@ -285,11 +286,10 @@ enum MHD_Result cs_h_events(cs_req *r)
 		rc = cs_query_u64(&from, r, "from_version", d == CS_FORWARD ? 1 : 0,
 				  d == CS_FORWARD ? 1 : 0, UINT64_MAX, &err);
 	if (!rc)
-		rc = cs_query_u64(&limit, r, "limit", CS_PAGE_LIMIT_DEFAULT, 1, CS_PAGE_LIMIT_MAX,
-				  &err);
+		rc = cs_query_limit(&limit, r, &err);
 	if (!rc)
-		rc = cs_store_read_stream(&page, r->srv->store, r->tenant, r->id, from,
-					  (size_t)limit, d, &err);
+		rc = cs_store_read_stream(&page, r->srv->store, r->tenant, r->id, from, limit, d,
+					  &err);
 	if (rc)
 		return cs_reply_error(r, &err);
 	cs_events_public(page.events, page.n);

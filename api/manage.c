@@ -39,11 +39,9 @@ static int parse_time(int64_t *out, const char *s, cs_error *err)
 static int list_query(cs_list_query *q, const char **keys, const char **values, const cs_req *r,
 		      cs_error *err)
 {
-	uint64_t limit;
-	int rc = cs_query_u64(&limit, r, "limit", CS_PAGE_LIMIT_DEFAULT, 1, CS_PAGE_LIMIT_MAX, err);
+	int rc = cs_query_limit(&q->limit, r, err);
 	if (rc)
 		return rc;
-	q->limit = (size_t)limit;
 	q->cursor = cs_query_get(r, "cursor");
 	q->status = cs_query_get(r, "status");
 	if (q->status && strcmp(q->status, "active") != 0 && strcmp(q->status, "archived") != 0)

@@ -10,9 +10,9 @@
  * above FD_SETSIZE (1024), and --threads may allow more connections than that.
  *
  * A request goes through on_request() in three steps:
- *   1. headers (first call): route (404, 405), auth (401, 403, before any conversation is
- *      touched), query parameters (400), content type (415), and Content-Length against
- *      --max-body (413) - all before a byte of the body is read;
+ *   1. headers (first call): route (404, 405), auth (401, 403, before the conversation id is
+ *      even looked at), the id (400), query parameters (400), content type (415), and
+ *      Content-Length against --max-body (413) - all before a byte of the body is read;
  *   2. body chunks: appended to a buffer that never grows past --max-body; a body that
  *      streams past it (chunked encoding) is dropped as it arrives and answered 413;
  *   3. final call: the route's handler, which queues exactly one response.
@@ -78,6 +78,8 @@ static enum MHD_Result on_headers(cs_req *r, const char *url)
 	int rc = cs_route_match(r, r->method, url, &err);
 	if (!rc)
 		rc = cs_auth_check(r, &err);
+	if (!rc)
+		rc = cs_route_id(r, &err);
 	if (!rc)
 		rc = cs_query_parse(r, &err);
 	if (!rc)

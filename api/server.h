@@ -118,6 +118,8 @@ typedef struct cs_req {
 	struct MHD_Connection *conn;
 	enum cs_route_id route;
 	const char *method;
+	const char *id_raw; /* the {id} segment as sent (in the URL), not NUL-terminated */
+	size_t id_raw_len;
 	char id[CS_MAX_ID_LEN + 1]; /* the {id} segment, decoded and checked */
 	const char *tenant;	    /* NULL until authenticated */
 	enum cs_role role;
@@ -183,11 +185,18 @@ typedef struct cs_route_info {
 extern const cs_route_info cs_routes[CS_ROUTE_COUNT];
 
 /**
- * Find the route of @method and the raw (still percent-encoded) @path; fill r->route and r->id.
- * On CS_HTTP_EMETHOD, r->allow lists the methods the path does take ("GET, POST").
- * @return CS_OK; CS_ENOTFOUND (no such path); CS_HTTP_EMETHOD; CS_EINVAL (a bad id).
+ * Find the route of @method and the raw (still percent-encoded) @path; fill r->route and
+ * r->id_raw (@path must outlive the request, as libmicrohttpd's URL does). On CS_HTTP_EMETHOD,
+ * r->allow lists the methods the path does take ("GET, POST").
+ * @return CS_OK; CS_ENOTFOUND (no such path); CS_HTTP_EMETHOD.
  */
 int cs_route_match(cs_req *r, const char *method, const char *path, cs_error *err);
+
+/**
+ * Decode and check the route's {id} segment into r->id (nothing to do for routes without one).
+ * @return CS_OK; CS_EINVAL (a bad id).
+ */
+int cs_route_id(cs_req *r, cs_error *err);
 
 /**
  * Percent-decode @in into @out (@out_size bytes with the NUL). Refuses malformed escapes, a
@@ -207,6 +216,12 @@ const char *cs_query_get(const cs_req *r, const char *name);
  */
 int cs_query_u64(uint64_t *out, const cs_req *r, const char *name, uint64_t def, uint64_t min,
 		 uint64_t max, cs_error *err);
+
+/**
+ * The page size: `limit`, CS_PAGE_LIMIT_DEFAULT when absent, capped at CS_PAGE_LIMIT_MAX.
+ * @return CS_OK; CS_EINVAL when it is not a whole number of 1 or more.
+ */
+int cs_query_limit(size_t *out, const cs_req *r, cs_error *err);
 
 /** Parse a whole decimal number (no sign, no spaces) into @out. */
 bool cs_parse_u64(uint64_t *out, const char *s);

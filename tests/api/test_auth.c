@@ -70,6 +70,10 @@ static void test_roles(void)
 	json_decref(b);
 	/* 403 comes first, whichever conversation is named */
 	CHECK_EQ_INT(call(tok_a_read, "POST", "/v1/conversations/nosuch/events", EV, NULL), 403);
+	/* ... and before the id is checked: 403 and 401, not 400, for a malformed id */
+	CHECK_EQ_INT(call(tok_a_read, "POST", "/v1/conversations/a%2Fb/events", EV, NULL), 403);
+	CHECK_EQ_INT(call(NULL, "GET", "/v1/conversations/..", NULL, NULL), 401);
+	CHECK_EQ_INT(call(tok_a_read, "GET", "/v1/conversations/..", NULL, NULL), 400);
 	CHECK_EQ_INT(call(tok_a_read, "DELETE", "/v1/conversations/nosuch", NULL, NULL), 403);
 	CHECK_EQ_INT(call(tok_a_append, "DELETE", "/v1/conversations/c1", NULL, NULL), 403);
 	CHECK_EQ_INT(call(tok_a_read, "POST", "/v1/conversations", "{}", NULL), 403);

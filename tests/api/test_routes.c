@@ -152,6 +152,13 @@ static void test_append(void)
 	CHECK_STR_EQ(err_code(b), "conflict");
 	CHECK_EQ_INT(jint(json_object_get(b, "error"), "current_version"), 2);
 	json_decref(b);
+	/* a mismatch on a conversation that does not exist says current_version 0 */
+	CHECK_EQ_INT(srv_json(&S, &b, "POST", "/v1/conversations/not-yet/events",
+			      "{\"expected_version\":3,\"events\":[" MSG("user", "x") "]}"),
+		     409);
+	CHECK(json_is_integer(json_object_get(json_object_get(b, "error"), "current_version")));
+	CHECK_EQ_INT(jint(json_object_get(b, "error"), "current_version"), 0);
+	json_decref(b);
 	/* If-Match is expected_version */
 	httpc_response r =
 	    srv_req(&S, "POST", "/v1/conversations/c2/events", JSON_HDR "If-Match: \"2\"\r\n",
@@ -260,6 +267,34 @@ static void test_events_page(void)
 	    srv_json(&S, &b, "GET", "/v1/conversations/c2/events?direction=backward&limit=2", NULL),
 	    200);
 	CHECK_EQ_INT(jint(json_array_get(json_object_get(b, "events"), 0), "version"), 4);
+	json_decref(b);
+}
+
+/* limit defaults to 100 and is capped at 1,000 (not refused) on every paged route. */
+static void test_paging_caps(void)
+{
+	static char body[1100 * 64];
+	size_t n = (size_t)snprintf(body, sizeof(body), "{\"events\":[");
+	for (int i = 0; i < 1001; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "%s" MSG("user", "m"),
+				      i ? "," : "");
+	snprintf(body + n, sizeof(body) - n, "]}");
+	json_t *b = NULL;
+	CHECK_EQ_INT(srv_json(&S, NULL, "POST", "/v1/conversations/many/events", body), 201);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/many/events", NULL), 200);
+	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 100);
+	CHECK_EQ_INT(jint(b, "next_from_version"), 101);
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/many/events?limit=5000", NULL),
+		     200);
+	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 1000);
+	CHECK_EQ_INT(jint(b, "next_from_version"), 1001);
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/events?limit=1001", NULL), 200);
+	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 1000);
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations?limit=1001", NULL), 200);
+	CHECK(json_array_size(json_object_get(b, "conversations")) >= 1);
 	json_decref(b);
 }
 
@@ -577,17 +612,26 @@ static void test_traceparent(void)
 							 "user", "b") "}]}");
 	CHECK_EQ_INT(r.status, 201);
 	httpc_response_free(&r);
-	r = srv_req(&S, "POST", "/v1/conversations/traced/events",
-		    JSON_HDR "traceparent: 00-" TRACE_ID "-00f067aa0ba902b7\r\n",
-		    "{\"events\":[" MSG("user", "c") "]}");
-	CHECK_EQ_INT(r.status, 201);
-	httpc_response_free(&r);
+	/* malformed: no flags, version ff, upper case, version 00 with more after the flags */
+	static const char *const bad[] = {"00-" TRACE_ID "-00f067aa0ba902b7",
+					  "ff-" TRACE_ID "-00f067aa0ba902b7-01",
+					  "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+					  "00-" TRACE_ID "-00f067aa0ba902b7-01-x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = srv_req(&S, "POST", "/v1/conversations/traced/events",
+			    fmt(JSON_HDR "traceparent: %s\r\n", bad[i]),
+			    "{\"events\":[" MSG("user", "c") "]}");
+		CHECK_EQ_INT(r.status, 201);
+		httpc_response_free(&r);
+	}
 	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/traced/events", NULL), 200);
 	json_t *ev = json_object_get(b, "events");
 	check_json_is(json_object_get(json_array_get(ev, 0), "trace"),
 		      "{\"trace_id\":\"" TRACE_ID "\",\"span_id\":\"00f067aa0ba902b7\"}");
 	CHECK_STR_EQ(jstr(json_object_get(json_array_get(ev, 1), "trace"), "trace_id"), OWN_TRACE);
-	CHECK(!json_object_get(json_array_get(ev, 2), "trace"));
+	CHECK_EQ_INT(json_array_size(ev), 6);
+	for (size_t i = 2; i < 6; i++)
+		CHECK(!json_object_get(json_array_get(ev, i), "trace"));
 	json_decref(b);
 }
 
@@ -677,6 +721,7 @@ int main(void)
 	CHECK_RUN(test_gzip);
 	CHECK_RUN(test_http_errors);
 	CHECK_RUN(test_traceparent);
+	CHECK_RUN(test_paging_caps);
 	CHECK_RUN(test_full);
 	CHECK_EQ_INT(srv_stop_keep(&S), 0);
 	CHECK_RUN(test_log);
