@@ -60,11 +60,8 @@ enum MHD_Result cs_reply_state(cs_req *r, unsigned status, const char *id)
 {
 	cs_error err = CS_ERROR_INIT;
 	Convstore__V1__ConversationState *st = NULL;
-	if (cs_store_state(&st, r->srv->store, r->tenant, id, 0, &err))
-		return cs_reply_error(r, &err);
-	enum MHD_Result ret = cs_reply_message(r, status, &st->base, st->version);
-	protobuf_c_message_free_unpacked(&st->base, NULL);
-	return ret;
+	int rc = cs_store_state(&st, r->srv->store, r->tenant, id, 0, &err);
+	return cs_reply_view(r, rc, &err, status, st ? &st->base : NULL, st ? st->version : 0);
 }
 
 int cs_write_done(cs_req *r, int rc)
@@ -250,11 +247,7 @@ static enum MHD_Result reply_view(cs_req *r, bool transcript)
 	else if (!rc)
 		rc = cs_store_state((Convstore__V1__ConversationState **)&view, r->srv->store,
 				    r->tenant, r->id, at, &err);
-	if (rc)
-		return cs_reply_error(r, &err);
-	enum MHD_Result ret = cs_reply_message(r, MHD_HTTP_OK, view, version);
-	protobuf_c_message_free_unpacked(view, NULL);
-	return ret;
+	return cs_reply_view(r, rc, &err, MHD_HTTP_OK, view, version);
 }
 
 enum MHD_Result cs_h_state(cs_req *r)

@@ -197,6 +197,16 @@ enum MHD_Result cs_reply_message(cs_req *r, unsigned status, const ProtobufCMess
 	return reply_body(r, status, JSON_TYPE, text, strlen(text), etag_version);
 }
 
+enum MHD_Result cs_reply_view(cs_req *r, int rc, const cs_error *err, unsigned status,
+			      ProtobufCMessage *view, uint64_t etag_version)
+{
+	enum MHD_Result ret =
+	    rc ? cs_reply_error(r, err) : cs_reply_message(r, status, view, etag_version);
+	if (view)
+		protobuf_c_message_free_unpacked(view, NULL);
+	return ret;
+}
+
 enum MHD_Result cs_reply_error(cs_req *r, const cs_error *e)
 {
 	size_t row = error_entry(e->code);

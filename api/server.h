@@ -245,6 +245,13 @@ enum MHD_Result cs_reply_fail(cs_req *r, int code, const char *fmt, ...)
 enum MHD_Result cs_reply_message(cs_req *r, unsigned status, const ProtobufCMessage *msg,
 				 uint64_t etag_version);
 
+/**
+ * Reply with the outcome of a store read: the error in @err when @rc is not CS_OK, else @view
+ * with @status (as cs_reply_message()). @view (may be NULL on error) is freed in both cases.
+ */
+enum MHD_Result cs_reply_view(cs_req *r, int rc, const cs_error *err, unsigned status,
+			      ProtobufCMessage *view, uint64_t etag_version);
+
 /** Queue @len bytes of @content_type; @buf is copied. */
 enum MHD_Result cs_reply_bytes(cs_req *r, unsigned status, const char *content_type,
 			       const char *buf, size_t len);
