@@ -677,6 +677,49 @@ static void test_log(void)
 	CHECK_EQ_INT(nasty, 1);
 }
 
+typedef struct poller {
+	unsigned port;
+	const char *path;
+	int status;
+	char body[256];
+} poller;
+
+static void *poll_once(void *arg)
+{
+	poller *p = arg;
+	httpc c;
+	httpc_response r;
+	httpc_init(&c, "127.0.0.1", p->port);
+	p->status = httpc_request(&r, &c, "GET", p->path, "", NULL, 0) ? -1 : r.status;
+	snprintf(p->body, sizeof(p->body), "%s", r.body ? r.body : "");
+	httpc_response_free(&r);
+	httpc_close(&c);
+	return NULL;
+}
+
+/* SIGTERM ends a long poll and an SSE stream in flight, and the server exits 0 at once. */
+static void test_drain(void)
+{
+	srv d;
+	srv_start(&d, NULL);
+	poller lp = {d.port, "/v1/events?wait_ms=30000", 0, ""};
+	poller sse = {d.port, "/v1/events/stream", 0, ""};
+	pthread_t poll_thread, sse_thread;
+	pthread_create(&poll_thread, NULL, poll_once, &lp);
+	pthread_create(&sse_thread, NULL, poll_once, &sse);
+	usleep(300 * 1000);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_EQ_INT(srv_stop(&d), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_join(poll_thread, NULL);
+	pthread_join(sse_thread, NULL);
+	CHECK(t1.tv_sec - t0.tv_sec < 5);
+	CHECK_EQ_INT(lp.status, 200);
+	CHECK_STR_EQ(lp.body, "{\"events\":[],\"last_position\":0}");
+	CHECK_EQ_INT(sse.status, 200);
+}
+
 /* A map capped at 1 MiB fills up: 507 storage_full, and reads still work. */
 static void test_full(void)
 {
@@ -723,6 +766,7 @@ int main(void)
 	CHECK_RUN(test_traceparent);
 	CHECK_RUN(test_paging_caps);
 	CHECK_RUN(test_full);
+	CHECK_RUN(test_drain);
 	CHECK_EQ_INT(srv_stop_keep(&S), 0);
 	CHECK_RUN(test_log);
 	nftw(S.dir, srv_rm_one, 16, FTW_DEPTH | FTW_PHYS);
