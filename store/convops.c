@@ -18,7 +18,9 @@
  *                    the global feed (no stream, no version) so followers can erase too
  *   sweep            for every conversation in the retain index, removes the events its policy
  *                    no longer keeps, after storing the state at the cut as a snapshot, so the
- *                    state stays whole; never below a version a fork still reads through
+ *                    state stays whole, and the arguments of tool calls still pending whose
+ *                    events go (the calls database), so the state view keeps showing them. A
+ *                    conversation with forks is left alone: each fork reads its versions from 1
  *
  * Deliberately not done: erasing a conversation that forks depend on (CS_ECONFLICT: erase the
  * forks first, the README says why), and retention on the parent's part of a fork's history
@@ -373,6 +375,8 @@ static int erase_views(cs_batch_ctx *ctx, cs_request *req, const Head *h, const 
 	if (!rc)
 		rc = delete_prefix(ctx->txn, s->env.snaps, stream, err);
 	if (!rc)
+		rc = delete_prefix(ctx->txn, s->env.calls, stream, err);
+	if (!rc)
 		rc = cs_list_move(ctx->txn, s, req->tenant, req->conversation_id, h->last_position,
 				  0, err);
 	if (!rc)
@@ -483,11 +487,12 @@ static int retention_cut(uint64_t *cut, cs_batch_ctx *ctx, const Head *h, const 
 			return rc;
 		*cut = a.last_old > *cut ? a.last_old : *cut;
 	}
+	/* A fork reads this conversation's versions 1..at_version, and retention removes the
+	 * oldest first: while any fork exists, nothing can go. */
 	Convstore__V1__ForkList forks;
 	int rc = forks_of(&forks, ctx->txn, ctx->store, stream, err);
-	for (size_t i = 0; !rc && i < forks.n_forks; i++) /* a fork reads up to its at_version */
-		if (*cut >= forks.forks[i]->at_version)
-			*cut = forks.forks[i]->at_version - 1;
+	if (!rc && forks.n_forks)
+		*cut = 0;
 	forks_deinit(&forks);
 	return rc;
 }
@@ -515,6 +520,64 @@ static int idem_drop_upto(MDB_txn *txn, cs_store *s, const cs_key *stream, uint6
 	return rc && rc != MDB_NOTFOUND ? cs_lmdb_error(err, rc, "ids") : CS_OK;
 }
 
+/* The arguments @ev gave call @id ("" when it is not there). */
+static const char *args_of(const Event *ev, const char *id)
+{
+	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_TOOL_CALL)
+		return ev->tool_call->arguments;
+	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE)
+		for (size_t i = 0; i < ev->model_response->n_tool_calls; i++)
+			if (strcmp(ev->model_response->tool_calls[i]->id, id) == 0)
+				return ev->model_response->tool_calls[i]->arguments;
+	return "";
+}
+
+/* Keep what the state view shows of the calls asked at @version that are still pending, before
+ * retention removes that event: one RetainedCalls record at [stream][version]. */
+static int retain_calls_of(cs_batch_ctx *ctx, const Head *h, const cs_key *stream, uint64_t version,
+			   cs_error *err)
+{
+	Event *ev;
+	uint64_t pos;
+	int rc = cs_index_get(&pos, ctx->store, ctx->txn, h->tenant, h->id, version, err);
+	if (!rc)
+		rc = cs_event_load(&ev, ctx->store, ctx->txn, pos, err);
+	if (rc)
+		return rc;
+	Convstore__V1__RetainedCalls kept = CONVSTORE__V1__RETAINED_CALLS__INIT;
+	Convstore__V1__PendingToolCall *calls[CS_MAX_TOOL_CALLS], one[CS_MAX_TOOL_CALLS];
+	for (size_t i = 0; i < h->n_pending_tool_calls && kept.n_calls < CS_MAX_TOOL_CALLS; i++) {
+		const Convstore__V1__PendingToolCall *p = h->pending_tool_calls[i];
+		if (p->version != version)
+			continue;
+		one[kept.n_calls] = *p;
+		one[kept.n_calls].arguments = (char *)args_of(ev, p->id);
+		calls[kept.n_calls] = &one[kept.n_calls];
+		kept.n_calls++;
+	}
+	kept.calls = calls;
+	cs_key k;
+	cs_key_at(&k, stream, version);
+	rc = cs_view_put_msg(ctx->txn, ctx->store->env.calls, &k, &kept.base, err);
+	protobuf_c_message_free_unpacked(&ev->base, NULL);
+	return rc;
+}
+
+static int retain_calls(cs_batch_ctx *ctx, const Head *h, const cs_key *stream, uint64_t own_lo,
+			uint64_t cut, cs_error *err)
+{
+	int rc = CS_OK;
+	for (size_t i = 0; i < h->n_pending_tool_calls && !rc; i++) {
+		uint64_t v = h->pending_tool_calls[i]->version;
+		bool first = true; /* one record per version: skip a version already done */
+		for (size_t j = 0; j < i && first; j++)
+			first = h->pending_tool_calls[j]->version != v;
+		if (first && v >= own_lo && v <= cut)
+			rc = retain_calls_of(ctx, h, stream, v, err);
+	}
+	return rc;
+}
+
 /* Remove @h's own versions own_lo..cut, keeping the state at cut as the base snapshot. */
 static int truncate_at(cs_batch_ctx *ctx, Head *h, const cs_key *stream, uint64_t own_lo,
 		       uint64_t cut, cs_error *err)
@@ -526,6 +589,8 @@ static int truncate_at(cs_batch_ctx *ctx, Head *h, const cs_key *stream, uint64_
 		return rc;
 	rc = cs_snapshot_put(ctx->txn, s, stream, base, err);
 	cs_head_free(base);
+	if (!rc)
+		rc = retain_calls(ctx, h, stream, own_lo, cut, err);
 	if (!rc)
 		rc = drop_events(ctx, stream, own_lo, cut, err);
 	/* Older snapshots and the ids of removed events go too. */

@@ -109,10 +109,10 @@ static int open_dbis(cs_env *e, cs_error *err)
 	struct {
 		const char *name;
 		MDB_dbi *dbi;
-	} dbs[] = {{"meta", &e->meta},	  {"events", &e->events}, {"streams", &e->streams},
-		   {"idem", &e->idem},	  {"snaps", &e->snaps},	  {"list", &e->list},
-		   {"usage", &e->usage},  {"forks", &e->forks},	  {"tombs", &e->tombs},
-		   {"retain", &e->retain}};
+	} dbs[] = {{"meta", &e->meta},	   {"events", &e->events}, {"streams", &e->streams},
+		   {"idem", &e->idem},	   {"snaps", &e->snaps},   {"list", &e->list},
+		   {"usage", &e->usage},   {"forks", &e->forks},   {"tombs", &e->tombs},
+		   {"retain", &e->retain}, {"calls", &e->calls}};
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
 		if (rc) {

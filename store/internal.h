@@ -126,7 +126,7 @@ int cs_record_pack(unsigned char **out, size_t *out_len, const ProtobufCMessage 
 typedef struct cs_env {
 	MDB_env *env;
 	MDB_dbi meta, events, streams, idem;
-	MDB_dbi snaps, list, usage, forks, tombs, retain; /* the read side (views.c) */
+	MDB_dbi snaps, list, usage, forks, tombs, retain, calls; /* the read side (views.c) */
 	/* Readers and the writer hold it shared for the life of a transaction; growing the map
 	 * takes it exclusively, which is how "resize only with no transaction open" is enforced. */
 	pthread_rwlock_t txn_lock;

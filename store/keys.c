@@ -20,6 +20,9 @@
  *   forks    [stream key][fork's conversation id]      -> at_version u64 BE
  *   tombs    [stream key]                              -> position of conversation_deleted
  *   retain   [stream key]                              -> (empty: the head holds the policy)
+ *   calls    [stream key][version u64 BE]              -> record (RetainedCalls): the calls
+ *                                                         of that event still pending when
+ *                                                         retention removed it
  *
  * A list key is unique because a position belongs to one event of one conversation; walking it
  * backwards lists a tenant's conversations newest first. Usage keys start with the day so that

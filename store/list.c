@@ -193,7 +193,8 @@ static int collect_moved(lister *l, cs_error *err)
 	}
 	if (rc && rc != MDB_NOTFOUND)
 		return cs_lmdb_error(err, rc, "list");
-	qsort(l->moved, l->n_moved, sizeof(*l->moved), by_order_desc);
+	if (l->n_moved > 1)
+		qsort(l->moved, l->n_moved, sizeof(*l->moved), by_order_desc);
 	return CS_OK;
 }
 

@@ -6,9 +6,10 @@
  * The projector visits each conversation (each head in the streams database) and emits what
  * the inline path would have written for it:
  *
- *   head       the fold of its history: its base (the parent's state at the fork point, or the
- *              retention snapshot when its oldest own events were removed, or empty), then its
- *              own events; first_version when retention removed some
+ *   head       the fold of its history, judged from the events alone (a damaged head is
+ *              rebuilt, not trusted): its base (the parent's state at the fork point, folded
+ *              afresh; or the snapshot retention left when it removed the oldest events; or
+ *              empty), then its own events; first_version when retention removed some
  *   snaps      the fold at every snapshot_every versions, and the retention base as it is
  *   list       [tenant][last position] -> id
  *   forks      [parent][id] -> fork point, for a fork
@@ -51,10 +52,6 @@ typedef struct projector {
 	cs_error first;	    /* the first difference */
 	rollups days;	    /* per day and per day and model, over all conversations */
 	rollups convs;	    /* per day and conversation, for the conversation being folded */
-	/* the conversation being folded */
-	Head *state;
-	const cs_key *stream;
-	int rc;
 } projector;
 
 static void differ(projector *p, const char *what, const cs_key *k)
@@ -157,23 +154,33 @@ static int rollups_emit(projector *p, rollups *r, cs_error *err)
 
 /* ---- one conversation -------------------------------------------------------------------- */
 
+/* A fold in progress: the state, and whether its records are emitted (a parent's history folded
+ * only to give a fork its starting state emits nothing). */
+typedef struct fold {
+	projector *p;
+	Head *state;
+	const cs_key *stream;
+	bool emitting;
+} fold;
+
 static int fold_event(void *ctx, Event *ev, cs_error *err)
 {
-	projector *p = ctx;
-	p->folded++;
-	int rc = cs_head_apply(p->state, ev, err);
-	if (!rc)
-		rc = rollups_add(p, ev, err);
-	if (!rc && cs_snapshot_due(p->s, ev->version)) {
+	fold *f = ctx;
+	int rc = cs_head_apply(f->state, ev, err);
+	if (rc || !f->emitting)
+		return rc;
+	f->p->folded++;
+	rc = rollups_add(f->p, ev, err);
+	if (!rc && cs_snapshot_due(f->p->s, ev->version)) {
 		cs_key k;
-		cs_key_at(&k, p->stream, ev->version);
-		rc = emit_msg(p, p->s->env.snaps, &k, &p->state->base, "snapshot", err);
+		cs_key_at(&k, f->stream, ev->version);
+		rc = emit_msg(f->p, f->p->s->env.snaps, &k, &f->state->base, "snapshot", err);
 	}
 	return rc;
 }
 
-/* The lowest version in @stream's own index (0: it has none). */
-static int lowest_own(uint64_t *out, projector *p, const cs_key *stream, cs_error *err)
+/* The lowest (@last false) or highest own version in @stream's index; 0 when it has none. */
+static int own_edge(uint64_t *out, projector *p, const cs_key *stream, bool last, cs_error *err)
 {
 	*out = 0;
 	MDB_cursor *cur;
@@ -181,60 +188,143 @@ static int lowest_own(uint64_t *out, projector *p, const cs_key *stream, cs_erro
 	if (rc)
 		return cs_lmdb_error(err, rc, "cursor");
 	cs_key k;
-	cs_key_at(&k, stream, 0);
+	cs_key_at(&k, stream, last ? CS_HEAD_VERSION : 0);
 	MDB_val key = {k.len, k.b}, val;
 	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	if (last) /* the entry before the head's slot (or before the next stream) */
+		rc = mdb_cursor_get(cur, &key, &val, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
 	if (rc == 0 && cs_key_is_event_of(&key, stream))
 		*out = cs_get_be64((unsigned char *)key.mv_data + stream->len);
 	mdb_cursor_close(cur);
 	return rc && rc != MDB_NOTFOUND ? cs_lmdb_error(err, rc, "streams") : CS_OK;
 }
 
-/* Where the fold of @h's own events starts: the retention base, the parent's state at the
- * fork point, or empty. *held is the first own version the stream still has. */
-static int fold_base(Head **out, uint64_t *held, projector *p, const Head *h, const cs_key *stream,
-		     cs_error *err)
+static int lowest_own(uint64_t *out, projector *p, const cs_key *stream, cs_error *err)
 {
-	uint64_t nominal = h->parent ? h->parent->version + 1 : 1, lowest;
-	int rc = lowest_own(&lowest, p, stream, err);
+	return own_edge(out, p, stream, false, err);
+}
+
+/* The snapshot of @stream at @version (@version UINT64_MAX: its newest); *out NULL if none. */
+static int snapshot_at(Head **out, MDB_val *raw, projector *p, const cs_key *stream,
+		       uint64_t version, cs_error *err)
+{
+	*out = NULL;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(p->txn, p->s->env.snaps, &cur);
+	if (rc)
+		return cs_lmdb_error(err, rc, "cursor");
+	cs_key k;
+	cs_key_at(&k, stream, version);
+	MDB_val key = {k.len, k.b};
+	if (version == UINT64_MAX) {
+		rc = mdb_cursor_get(cur, &key, raw, MDB_SET_RANGE);
+		rc = mdb_cursor_get(cur, &key, raw, rc == MDB_NOTFOUND ? MDB_LAST : MDB_PREV);
+		if (rc == 0 && (key.mv_size != stream->len + 8 ||
+				memcmp(key.mv_data, stream->b, stream->len) != 0))
+			rc = MDB_NOTFOUND;
+	} else {
+		rc = mdb_cursor_get(cur, &key, raw, MDB_SET);
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return CS_OK;
+	if (rc)
+		return cs_lmdb_error(err, rc, "snapshots");
+	return cs_record_unpack((ProtobufCMessage **)out, &convstore__v1__head__descriptor,
+				raw->mv_data, raw->mv_size, p->s->max_raw, "snapshot", err);
+}
+
+static int fresh_state(Head **out, projector *p, const char *tenant, const char *conv,
+		       uint64_t upto, unsigned depth, bool emitting, cs_error *err);
+
+/* Where the fold of @stream's own events starts, judged from its events alone (never its
+ * head): its first own event is conversation_forked (start from the parent's fresh state at
+ * the fork point), or version 1 (start empty), or retention removed the oldest (start from the
+ * snapshot it left, at the version below the oldest kept). */
+static int fold_start(Head **out, bool *truncated, projector *p, const char *tenant,
+		      const char *conv, const cs_key *stream, uint64_t lowest, uint64_t upto,
+		      unsigned depth, bool emitting, cs_error *err)
+{
+	*truncated = false;
+	MDB_val raw;
+	if (lowest == 0 || lowest > 1) { /* a fork's first own event, or retention's base */
+		Event *ev = NULL;
+		uint64_t pos;
+		int rc = lowest ? cs_index_get(&pos, p->s, p->txn, tenant, conv, lowest, err) : 0;
+		if (!rc && lowest)
+			rc = cs_event_load(&ev, p->s, p->txn, pos, err);
+		if (rc)
+			return rc;
+		bool forked =
+		    ev && ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_FORKED;
+		if (forked) {
+			const Convstore__V1__ConversationForked *f = ev->conversation_forked;
+			uint64_t at = f->parent_version < upto ? f->parent_version : upto;
+			rc = fresh_state(out, p, tenant, f->parent_id, at, depth + 1, false, err);
+		}
+		if (ev)
+			protobuf_c_message_free_unpacked(&ev->base, NULL);
+		if (forked || rc)
+			return rc;
+		*truncated = true;
+		rc = snapshot_at(out, &raw, p, stream, lowest ? lowest - 1 : UINT64_MAX, err);
+		if (!rc && !*out)
+			return cs_error_set(
+			    err, CS_ECORRUPT,
+			    "\"%s\" has lost its oldest events and no snapshot stands "
+			    "in for them",
+			    conv);
+		if (!rc && emitting) {
+			cs_key k;
+			cs_key_at(&k, stream, (*out)->version);
+			rc = emit(p, p->s->env.snaps, &k, &raw, "retention snapshot", err);
+		}
+		return rc;
+	}
+	return cs_head_new(out, tenant, conv, err);
+}
+
+/* The state of @conv after version @upto (UINT64_MAX: all it has), folded afresh from its
+ * events with the one reducer; emitting the derived records of its own events if @emitting. */
+static int fresh_state(Head **out, projector *p, const char *tenant, const char *conv,
+		       uint64_t upto, unsigned depth, bool emitting, cs_error *err)
+{
+	*out = NULL;
+	if (depth > CS_MAX_FORK_DEPTH || !cs_id_valid(conv))
+		return cs_error_set(err, CS_ECORRUPT, "the fork chain of \"%s\" is broken", conv);
+	cs_key stream;
+	cs_key_stream(&stream, tenant, conv);
+	uint64_t lowest, highest;
+	int rc = own_edge(&lowest, p, &stream, false, err);
+	if (!rc)
+		rc = own_edge(&highest, p, &stream, true, err);
+	bool truncated;
+	Head *state = NULL;
+	if (!rc)
+		rc = fold_start(&state, &truncated, p, tenant, conv, &stream, lowest, upto, depth,
+				emitting, err);
 	if (rc)
 		return rc;
-	*held = lowest ? lowest : h->version + 1;
-	if (*held > nominal) { /* retention removed the oldest: its base snapshot stands in */
-		cs_key k;
-		cs_key_at(&k, stream, *held - 1);
-		MDB_val key = {k.len, k.b}, val;
-		if (mdb_get(p->txn, p->s->env.snaps, &key, &val) != 0)
-			return cs_error_set(err, CS_ECORRUPT,
-					    "\"%s\" has lost versions before %llu and no snapshot "
-					    "stands in for them",
-					    h->id, (unsigned long long)*held);
-		rc = cs_record_unpack((ProtobufCMessage **)out, &convstore__v1__head__descriptor,
-				      val.mv_data, val.mv_size, p->s->max_raw, "snapshot", err);
-		if (!rc)
-			rc = emit(p, p->s->env.snaps, &k, &val, "retention snapshot", err);
-		return rc;
-	}
-	*held = nominal;
-	if (!h->parent)
-		return cs_head_new(out, h->tenant, h->id, err);
-	cs_key ps;
-	cs_key_stream(&ps, h->tenant, h->parent->id);
-	Head *parent;
-	rc = cs_head_load(&parent, p->s, p->txn, &ps, err);
-	if (rc == CS_ENOTFOUND)
-		return cs_error_set(err, CS_ECORRUPT, "parent \"%s\" of \"%s\" is missing",
-				    h->parent->id, h->id);
-	if (!rc)
-		rc = cs_head_at(out, p->s, p->txn, parent, h->parent->version, err);
-	cs_head_free(parent);
-	if (!rc) {
-		free((*out)->id);
-		(*out)->id = strdup(h->id);
-		if (!(*out)->id)
+	if (depth > 0 || strcmp(state->id, conv) != 0) { /* a parent's state, under this name */
+		free(state->id);
+		state->id = strdup(conv);
+		if (!state->id)
 			rc = cs_error_set(err, CS_ENOMEM, "out of memory");
 	}
-	return rc;
+	fold f = {.p = p, .state = state, .stream = &stream, .emitting = emitting};
+	uint64_t hi = highest < upto ? highest : upto;
+	if (!rc && lowest && state->version < hi)
+		rc = cs_stream_walk(p->s, p->txn, &stream, state->version + 1, hi, fold_event, &f,
+				    err);
+	state->first_version = 0;
+	if (truncated && depth == 0)
+		state->first_version = lowest ? lowest : state->version + 1;
+	if (rc) {
+		cs_head_free(state);
+		return rc;
+	}
+	*out = state;
+	return CS_OK;
 }
 
 /* The records that hang off the folded head: head, list entry, fork link, retain entry. */
@@ -265,34 +355,27 @@ static int emit_head_views(projector *p, const Head *h, const cs_key *stream, cs
 	return rc;
 }
 
-static int project_one(projector *p, const cs_key *stream, const Head *stored, cs_error *err)
+static int project_one(projector *p, const cs_key *stream, cs_error *err)
 {
-	uint64_t held;
+	char tenant[CS_MAX_ID_LEN + 1], conv[CS_MAX_ID_LEN + 1];
+	if (cs_key_parse_stream(stream->b, stream->len, tenant, conv, NULL))
+		return cs_error_set(err, CS_ECORRUPT, "a stream key is damaged");
 	Head *state;
-	int rc = fold_base(&state, &held, p, stored, stream, err);
-	if (rc)
-		return rc;
-	p->state = state;
-	p->stream = stream;
-	if (held <= stored->version)
-		rc =
-		    cs_stream_walk(p->s, p->txn, stream, held, stored->version, fold_event, p, err);
-	uint64_t nominal = stored->parent ? stored->parent->version + 1 : 1;
-	state->first_version = held > nominal ? held : 0;
+	int rc = fresh_state(&state, p, tenant, conv, UINT64_MAX, 0, true, err);
 	if (!rc)
 		rc = emit_head_views(p, state, stream, err);
 	if (!rc)
 		rc = rollups_emit(p, &p->convs, err);
 	p->convs.n = 0;
 	cs_head_free(state);
-	p->state = NULL;
 	return rc;
 }
 
 /* ---- the whole store --------------------------------------------------------------------- */
 
-/* The stream keys of every head, collected first so that rebuild may write while it goes. */
-static int heads_list(cs_key **out, size_t *n, projector *p, cs_error *err)
+/* Every stream (index entries or a head), collected first so that rebuild may write while it
+ * goes; a head that fails its CRC is still a stream to rebuild. */
+static int streams_list(cs_key **out, size_t *n, projector *p, cs_error *err)
 {
 	*out = NULL;
 	*n = 0;
@@ -305,20 +388,23 @@ static int heads_list(cs_key **out, size_t *n, projector *p, cs_error *err)
 	int res = CS_OK;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0 && !res;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-		if (key.mv_size <= 8 || key.mv_size - 8 > CS_STREAM_KEY_MAX ||
-		    cs_get_be64((unsigned char *)key.mv_data + key.mv_size - 8) != CS_HEAD_VERSION)
+		if (key.mv_size <= 8 || key.mv_size - 8 > CS_STREAM_KEY_MAX)
+			continue;
+		size_t plen = key.mv_size - 8;
+		if (*n && (*out)[*n - 1].len == plen &&
+		    memcmp((*out)[*n - 1].b, key.mv_data, plen) == 0)
 			continue;
 		if (*n == cap) {
 			cap = cap ? 2 * cap : 256;
 			cs_key *grown = realloc(*out, cap * sizeof(*grown));
 			if (!grown) {
-				res = cs_error_set(err, CS_ENOMEM, "out of memory listing heads");
+				res = cs_error_set(err, CS_ENOMEM, "out of memory listing streams");
 				break;
 			}
 			*out = grown;
 		}
-		(*out)[*n].len = key.mv_size - 8;
-		memcpy((*out)[*n].b, key.mv_data, key.mv_size - 8);
+		(*out)[*n].len = plen;
+		memcpy((*out)[*n].b, key.mv_data, plen);
 		(*n)++;
 	}
 	mdb_cursor_close(cur);
@@ -329,21 +415,15 @@ static int heads_list(cs_key **out, size_t *n, projector *p, cs_error *err)
 
 static int project_all(projector *p, uint64_t *conversations, cs_error *err)
 {
-	cs_key *heads;
+	cs_key *streams;
 	size_t n;
-	int rc = heads_list(&heads, &n, p, err);
-	for (size_t i = 0; i < n && !rc; i++) {
-		Head *stored;
-		rc = cs_head_load(&stored, p->s, p->txn, &heads[i], err);
-		if (rc)
-			break;
-		rc = project_one(p, &heads[i], stored, err);
-		cs_head_free(stored);
-	}
+	int rc = streams_list(&streams, &n, p, err);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = project_one(p, &streams[i], err);
 	if (!rc)
 		rc = rollups_emit(p, &p->days, err);
 	*conversations = n;
-	free(heads);
+	free(streams);
 	return rc;
 }
 

@@ -164,6 +164,39 @@ static const char *call_arguments(const Event *ev, const char *id)
 	return "";
 }
 
+/* The arguments of pending call @p from what retention kept of its event (calls database). */
+static int retained_arguments(Convstore__V1__PendingToolCall *copy, cs_store *s, MDB_txn *txn,
+			      const cs_history *hist, const Convstore__V1__PendingToolCall *p,
+			      cs_error *err)
+{
+	const cs_segment *seg = cs_history_find(hist, p->version);
+	if (!seg)
+		return CS_OK;
+	cs_key stream, k;
+	cs_key_stream(&stream, hist->tenant, seg->conv);
+	cs_key_at(&k, &stream, p->version);
+	MDB_val key = {k.len, k.b}, val;
+	int rc = mdb_get(txn, s->env.calls, &key, &val);
+	if (rc == MDB_NOTFOUND)
+		return CS_OK;
+	if (rc)
+		return cs_lmdb_error(err, rc, "calls");
+	Convstore__V1__RetainedCalls *kept;
+	if ((rc = cs_record_unpack((ProtobufCMessage **)&kept,
+				   &convstore__v1__retained_calls__descriptor, val.mv_data,
+				   val.mv_size, s->max_raw, "retained calls", err)))
+		return rc;
+	for (size_t i = 0; i < kept->n_calls && !rc; i++) {
+		if (strcmp(kept->calls[i]->id, p->id) != 0)
+			continue;
+		copy->arguments = dup_str(kept->calls[i]->arguments);
+		if (dup_failed(copy->arguments, kept->calls[i]->arguments))
+			rc = cs_error_set(err, CS_ENOMEM, "out of memory for pending calls");
+	}
+	protobuf_c_message_free_unpacked(&kept->base, NULL);
+	return rc;
+}
+
 static int pending_view(State *st, cs_store *s, MDB_txn *txn, const cs_history *hist, const Head *h,
 			cs_error *err)
 {
@@ -179,15 +212,17 @@ static int pending_view(State *st, cs_store *s, MDB_txn *txn, const cs_history *
 		st->pending_tool_calls[st->n_pending_tool_calls++] = copy;
 		Event *ev;
 		int rc = cs_history_event(&ev, s, txn, hist, p->version, err);
-		if (rc == CS_EGONE) /* the asking event was removed by retention */
-			continue;
+		if (rc == CS_EGONE) /* retention removed the asking event: it kept the call */
+			rc = retained_arguments(copy, s, txn, hist, p, err);
+		else if (rc == CS_OK) {
+			copy->arguments = dup_str(call_arguments(ev, p->id));
+			bool failed = dup_failed(copy->arguments, call_arguments(ev, p->id));
+			protobuf_c_message_free_unpacked(&ev->base, NULL);
+			if (failed)
+				goto nomem;
+		}
 		if (rc)
 			return rc;
-		copy->arguments = dup_str(call_arguments(ev, p->id));
-		bool failed = dup_failed(copy->arguments, call_arguments(ev, p->id));
-		protobuf_c_message_free_unpacked(&ev->base, NULL);
-		if (failed)
-			goto nomem;
 	}
 	return CS_OK;
 nomem:

@@ -165,7 +165,10 @@ static void check_head(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 	cs_error e = CS_ERROR_INIT;
 	if (cs_record_unpack((ProtobufCMessage **)&h, &convstore__v1__head__descriptor,
 			     val->mv_data, val->mv_size, v->s->max_raw, "head", &e)) {
-		problem(v, v->last_pos, "%s", e.msg);
+		char tenant[CS_MAX_ID_LEN + 1] = "?", conv[CS_MAX_ID_LEN + 1] = "?";
+		cs_key_parse_stream(key->mv_data, key->mv_size, tenant, conv, NULL);
+		problem(v, v->last_pos, "head of \"%s\" (tenant \"%s\", position %llu): %s", conv,
+			tenant, (unsigned long long)v->last_pos, e.msg);
 		return;
 	}
 	bool ok = cs_id_valid(h->tenant) && cs_id_valid(h->id);

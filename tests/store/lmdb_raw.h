@@ -19,19 +19,29 @@
  * main database; with @create it is created when missing. */
 typedef int (*raw_txn_fn)(MDB_txn *txn, MDB_dbi dbi, void *arg);
 
+/* Open the environment in @path and begin one transaction; on failure *env may still need
+ * mdb_env_close() (it is NULL when not created). */
+static inline int raw_begin(MDB_env **env, MDB_txn **txn, const char *path, bool write)
+{
+	*env = NULL;
+	*txn = NULL;
+	int rc = mdb_env_create(env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(*env, 64);
+	if ((rc = mdb_env_open(*env, path, write ? 0 : MDB_RDONLY, 0600)))
+		return rc;
+	return mdb_txn_begin(*env, NULL, write ? 0 : MDB_RDONLY, txn);
+}
+
 static inline int raw_with_db(const char *path, const char *db, bool create, bool write,
 			      raw_txn_fn fn, void *arg)
 {
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
 	MDB_dbi dbi;
-	int rc = mdb_env_create(&env);
+	int rc = raw_begin(&env, &txn, path, write);
 	if (rc)
-		return rc;
-	mdb_env_set_maxdbs(env, 16);
-	if ((rc = mdb_env_open(env, path, write ? 0 : MDB_RDONLY, 0600)))
-		goto out;
-	if ((rc = mdb_txn_begin(env, NULL, write ? 0 : MDB_RDONLY, &txn)))
 		goto out;
 	if ((rc = mdb_dbi_open(txn, db, create ? MDB_CREATE : 0, &dbi)))
 		goto out;
@@ -154,6 +164,65 @@ static inline void raw_position_key(unsigned char key[8], uint64_t pos)
 		key[i] = (unsigned char)(pos & 0xff);
 		pos >>= 8;
 	}
+}
+
+/* Called on every record of every named database by raw_walk_all(); non-zero stops the walk. */
+typedef int (*raw_visit_fn)(const char *db, const MDB_val *key, const MDB_val *val, void *arg);
+
+static inline int raw_walk_db(MDB_txn *txn, MDB_dbi dbi, const char *db, raw_visit_fn fn, void *arg)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return rc;
+	MDB_val k, v;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		if ((rc = fn(db, &k, &v, arg)))
+			break;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * Walk every record of every named database of the environment in @path (read-only; the store
+ * must be closed): the main database lists the named ones, so databases added later are walked
+ * too. Databases are visited in name order, records in key order.
+ */
+static inline int raw_walk_all(const char *path, raw_visit_fn fn, void *arg)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_dbi main_dbi;
+	int rc;
+	if ((rc = raw_begin(&env, &txn, path, false)) ||
+	    (rc = mdb_dbi_open(txn, NULL, 0, &main_dbi)) ||
+	    (rc = mdb_cursor_open(txn, main_dbi, &cur)))
+		goto out;
+	MDB_val k, v;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		char name[512];
+		MDB_dbi dbi;
+		if (k.mv_size >= sizeof name)
+			continue;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		if (mdb_dbi_open(txn, name, 0, &dbi) != 0)
+			continue; /* a plain record of the main database, not a named one */
+		if ((rc = raw_walk_db(txn, dbi, name, fn, arg)))
+			break;
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
 }
 
 #endif

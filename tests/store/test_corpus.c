@@ -24,130 +24,35 @@
 #include <string.h>
 
 #include "../check.h"
+#include "corpus.h"
 #include "events.h"
 #include "fixture.h"
 
-#define T	     "tau"
-#define MAX_CONVS    256
-#define MAX_MESSAGES 128
+#define T "tau"
 
 typedef struct conv {
-	json_t *root; /* owns every string the events point to */
-	Convstore__V1__Event *events[MAX_MESSAGES];
-	size_t n;
-	size_t tool_calls;
-	size_t pending; /* calls left unanswered at the end */
+	corpus_conv *src;
 	char id_whole[32], id_single[32];
 } conv;
 
 static char dir[PATH_MAX];
 static ev_arena A = EV_ARENA_INIT;
 static cs_store *S;
-static conv convs[MAX_CONVS];
+static corpus C;
+static conv convs[CORPUS_MAX_CONVS];
 static size_t n_convs, n_messages;
-
-static const char *str_or_null(const json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
-
-/* One OpenAI chat message as an event; NULL (with a message) when it cannot be mapped. */
-static Convstore__V1__Event *map_message(const json_t *m, conv *c)
-{
-	const char *role = str_or_null(m, "role");
-	const char *content = str_or_null(m, "content");
-	if (!role)
-		return NULL;
-	if (!strcmp(role, "system") || !strcmp(role, "user"))
-		return ev_message(&A, NULL, role, content);
-	if (!strcmp(role, "tool"))
-		return ev_tool_result(&A, NULL, str_or_null(m, "tool_call_id"),
-				      str_or_null(m, "name"), content);
-	if (strcmp(role, "assistant") != 0)
-		return NULL;
-	Convstore__V1__Event *ev = ev_model_response(&A, NULL, "gpt-4o", content);
-	const json_t *calls = json_object_get(m, "tool_calls");
-	size_t i;
-	const json_t *call;
-	json_array_foreach(calls, i, call)
-	{
-		const json_t *fn = json_object_get(call, "function");
-		ev_add_tool_call(&A, ev, str_or_null(call, "id"), str_or_null(fn, "name"),
-				 str_or_null(fn, "arguments"));
-		c->tool_calls++;
-	}
-	return ev;
-}
-
-/* Count the calls left unanswered, as the store's rules define them. */
-static size_t unanswered(const conv *c)
-{
-	const char *open[MAX_MESSAGES];
-	size_t n = 0;
-	for (size_t i = 0; i < c->n; i++) {
-		const Convstore__V1__Event *e = c->events[i];
-		if (e->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE) {
-			for (size_t k = 0; k < e->model_response->n_tool_calls && n < MAX_MESSAGES;
-			     k++)
-				open[n++] = e->model_response->tool_calls[k]->id;
-		} else if (e->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT) {
-			for (size_t k = 0; k < n; k++)
-				if (!strcmp(open[k], e->tool_result->call_id)) {
-					open[k] = open[--n];
-					break;
-				}
-		}
-	}
-	return n;
-}
 
 /* Load the corpus; 1 when done, 0 when the file is absent, -1 on a malformed file. */
 static int load(void)
 {
-	const char *root = getenv("CONVSTORE_CORPUS");
-	if (!root)
-		return 0;
-	char *path = ev_strf(&A, "%s/tau-bench/gpt-4o-airline.conversations.jsonl", root);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	char *line = NULL;
-	size_t cap = 0;
-	int rc = 1;
-	while (getline(&line, &cap, f) > 0 && n_convs < MAX_CONVS) {
-		json_error_t jerr = {0};
-		conv *c = &convs[n_convs];
-		c->root = json_loads(line, 0, &jerr);
-		const json_t *msgs = json_object_get(c->root, "messages");
-		if (!json_is_array(msgs) || json_array_size(msgs) > MAX_MESSAGES) {
-			fprintf(stderr, "%s:%zu: not a conversation (%s)\n", path, n_convs + 1,
-				jerr.text);
-			json_decref(c->root);
-			rc = -1;
-			break;
-		}
-		size_t i;
-		const json_t *m;
-		json_array_foreach(msgs, i, m)
-		{
-			c->events[i] = map_message(m, c);
-			if (!c->events[i]) {
-				fprintf(stderr, "%s:%zu: message %zu cannot be mapped\n", path,
-					n_convs + 1, i);
-				rc = -1;
-			}
-		}
-		c->n = json_array_size(msgs);
-		c->pending = unanswered(c);
-		snprintf(c->id_whole, sizeof c->id_whole, "whole-%03zu", n_convs);
-		snprintf(c->id_single, sizeof c->id_single, "single-%03zu", n_convs);
-		n_messages += c->n;
-		n_convs++;
-		if (rc < 0)
-			break;
+	int rc = corpus_load(&C, &A, NULL);
+	n_convs = C.n_convs;
+	n_messages = C.n_messages;
+	for (size_t k = 0; k < n_convs; k++) {
+		convs[k].src = &C.convs[k];
+		snprintf(convs[k].id_whole, sizeof convs[k].id_whole, "whole-%03zu", k);
+		snprintf(convs[k].id_single, sizeof convs[k].id_single, "single-%03zu", k);
 	}
-	free(line);
-	fclose(f);
 	return rc;
 }
 
@@ -158,7 +63,7 @@ static void test_append_whole(void)
 		conv *c = &convs[k];
 		cs_append_result r;
 		cs_error err = CS_ERROR_INIT;
-		int rc = cs_store_append(&r, S, T, c->id_whole, 0, c->events, c->n, &err);
+		int rc = cs_store_append(&r, S, T, c->id_whole, 0, c->src->events, c->src->n, &err);
 		if (rc != CS_OK) {
 			if (failed++ < 5)
 				fprintf(stderr, "  %s: rc %d at event %d: %s\n", c->id_whole, rc,
@@ -166,8 +71,8 @@ static void test_append_whole(void)
 			continue;
 		}
 		CHECK_EQ_UINT(r.first_version, 1);
-		CHECK_EQ_UINT(r.last_version, c->n);
-		CHECK(r.last_position - r.first_position + 1 >= c->n);
+		CHECK_EQ_UINT(r.last_version, c->src->n);
+		CHECK(r.last_position - r.first_position + 1 >= c->src->n);
 	}
 	CHECK_EQ_UINT(failed, 0);
 }
@@ -177,11 +82,11 @@ static void test_append_single(void)
 	size_t failed = 0, misnumbered = 0;
 	for (size_t k = 0; k < n_convs; k++) {
 		conv *c = &convs[k];
-		for (size_t i = 0; i < c->n; i++) {
+		for (size_t i = 0; i < c->src->n; i++) {
 			cs_append_result r;
 			cs_error err = CS_ERROR_INIT;
-			int rc = cs_store_append(&r, S, T, c->id_single, (int64_t)i, &c->events[i],
-						 1, &err);
+			int rc = cs_store_append(&r, S, T, c->id_single, (int64_t)i,
+						 &c->src->events[i], 1, &err);
 			if (rc != CS_OK) {
 				if (failed++ < 5)
 					fprintf(stderr, "  %s event %zu: rc %d: %s\n", c->id_single,
@@ -211,16 +116,17 @@ static size_t differing(const conv *c, const char *id)
 	cs_event_page all = {0};
 	cs_error err = CS_ERROR_INIT;
 	size_t bad = 0;
-	if (fx_read_all(&all, S, T, id, 25, &err) != CS_OK || all.n != c->n) {
-		fprintf(stderr, "  %s: %zu events read of %zu (%s)\n", id, all.n, c->n, err.msg);
-		bad = c->n;
+	if (fx_read_all(&all, S, T, id, 25, &err) != CS_OK || all.n != c->src->n) {
+		fprintf(stderr, "  %s: %zu events read of %zu (%s)\n", id, all.n, c->src->n,
+			err.msg);
+		bad = c->src->n;
 	} else {
-		for (size_t i = 0; i < c->n; i++) {
+		for (size_t i = 0; i < c->src->n; i++) {
 			const Convstore__V1__Event *e = all.events[i];
 			bool same = e->version == i + 1 &&
-				    !strcmp(e->type, type_of(c->events[i])) &&
+				    !strcmp(e->type, type_of(c->src->events[i])) &&
 				    !strcmp(e->conversation_id, id) &&
-				    ev_same_as_sent(&A, e, c->events[i], true);
+				    ev_same_as_sent(&A, e, c->src->events[i], true);
 			if (!same && bad++ < 3)
 				fprintf(stderr, "  %s version %zu differs from what was sent\n", id,
 					i + 1);
@@ -254,7 +160,7 @@ static long slot_of(const char *id)
 /* What the feed walk found beyond order and count: events visited, and those seen twice, not
  * placed, or differing from what was sent. */
 typedef struct feed_check {
-	unsigned char seen[MAX_CONVS * 2][MAX_MESSAGES + 1]; /* seen[slot][version] */
+	unsigned char seen[CORPUS_MAX_CONVS * 2][CORPUS_MAX_MESSAGES + 1]; /* seen[slot][version] */
 	size_t visited, twice, unknown, differ;
 } feed_check;
 
@@ -263,12 +169,12 @@ static void feed_event(const Convstore__V1__Event *e, void *ctx)
 	feed_check *fc = ctx;
 	fc->visited++;
 	long slot = slot_of(e->conversation_id);
-	if (slot < 0 || e->version < 1 || e->version > convs[slot / 2].n) {
+	if (slot < 0 || e->version < 1 || e->version > convs[slot / 2].src->n) {
 		fc->unknown++;
 		return;
 	}
 	fc->twice += fc->seen[slot][e->version]++ != 0;
-	fc->differ += !ev_same_as_sent(&A, e, convs[slot / 2].events[e->version - 1], true);
+	fc->differ += !ev_same_as_sent(&A, e, convs[slot / 2].src->events[e->version - 1], true);
 }
 
 static void test_feed(void)
@@ -302,10 +208,11 @@ static void test_heads(void)
 				bad++;
 				continue;
 			}
-			bool ok = h->version == c->n && h->counts && h->counts->events == c->n &&
-				  h->counts->messages == c->n &&
-				  h->counts->tool_calls == c->tool_calls &&
-				  h->n_pending_tool_calls == c->pending;
+			bool ok = h->version == c->src->n && h->counts &&
+				  h->counts->events == c->src->n &&
+				  h->counts->messages == c->src->n &&
+				  h->counts->tool_calls == c->src->tool_calls &&
+				  h->n_pending_tool_calls == c->src->pending;
 			if (!ok && bad++ < 3)
 				fprintf(
 				    stderr,
@@ -315,7 +222,8 @@ static void test_heads(void)
 				    (unsigned long long)(h->counts ? h->counts->events : 0),
 				    (unsigned long long)(h->counts ? h->counts->messages : 0),
 				    (unsigned long long)(h->counts ? h->counts->tool_calls : 0),
-				    h->n_pending_tool_calls, c->n, c->tool_calls, c->pending);
+				    h->n_pending_tool_calls, c->src->n, c->src->tool_calls,
+				    c->src->pending);
 			protobuf_c_message_free_unpacked(&h->base, NULL);
 		}
 	}
@@ -348,8 +256,7 @@ int main(void)
 	CHECK_RUN(test_heads);
 
 	cs_store_close(S);
-	for (size_t k = 0; k < n_convs; k++)
-		json_decref(convs[k].root);
+	corpus_free(&C);
 	ev_arena_free(&A);
 	fx_rmrf(dir);
 	return check_finish();

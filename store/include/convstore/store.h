@@ -369,8 +369,9 @@ int cs_store_usage(Convstore__V1__UsageReport **out, cs_store *store, const char
 /**
  * Apply every conversation's retention policy now (@now_seconds: the clock to judge max_age by;
  * 0: the real clock): remove events beyond max_events or older than max_age, keeping a
- * snapshot at the truncation point so the state stays whole. The server calls it periodically;
- * appends only enforce max_events when they cross it.
+ * snapshot at the truncation point so the state stays whole (pending tool calls keep their
+ * arguments). A conversation that has forks is skipped while they exist: they read its
+ * versions from 1. The server calls it periodically; appends do not enforce a policy.
  * @param[out] removed  optional: events removed
  */
 int cs_store_retention_sweep(uint64_t *removed, cs_store *store, int64_t now_seconds,
