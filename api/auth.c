@@ -164,23 +164,6 @@ void cs_keyring_free(cs_keyring *k)
 	free(k);
 }
 
-const char *cs_keyring_tenant(const cs_keyring *k, size_t i)
-{
-	if (!k)
-		return i == 0 ? NO_AUTH_TENANT : NULL;
-	size_t seen = 0;
-	for (size_t j = 0; j < k->n; j++) {
-		if (k->keys[j].role == CS_ROLE_OPERATOR)
-			continue;
-		bool first = true;
-		for (size_t m = 0; m < j && first; m++)
-			first = strcmp(k->keys[m].tenant, k->keys[j].tenant) != 0;
-		if (first && seen++ == i)
-			return k->keys[j].tenant;
-	}
-	return NULL;
-}
-
 static const key_entry *keyring_find(const cs_keyring *k, const char *token)
 {
 	unsigned char hash[SHA256_LEN];

@@ -60,11 +60,8 @@ enum MHD_Result cs_reply_state(cs_req *r, unsigned status, const char *id)
 {
 	cs_error err = CS_ERROR_INIT;
 	Convstore__V1__ConversationState *st = NULL;
-	if (cs_store_state(&st, r->srv->store, r->tenant, id, 0, &err))
-		return cs_reply_error(r, &err);
-	enum MHD_Result ret = cs_reply_message(r, status, &st->base, st->version);
-	protobuf_c_message_free_unpacked(&st->base, NULL);
-	return ret;
+	int rc = cs_store_state(&st, r->srv->store, r->tenant, id, 0, &err);
+	return cs_reply_view(r, rc, &err, status, st ? &st->base : NULL, st ? st->version : 0);
 }
 
 int cs_write_done(cs_req *r, int rc)
@@ -196,7 +193,7 @@ enum MHD_Result cs_h_append(cs_req *r)
 		rc = cs_write_done(r, cs_store_append(&res, r->srv->store, r->tenant, r->id,
 						      expected, req->events, req->n_events, &err));
 		if (!rc)
-			cs_metrics_append(&r->srv->metrics, req->n_events, cs_seconds_since(&t0));
+			cs_metrics_append(&r->srv->metrics, req->n_events, cs_us_since(&t0));
 	}
 	if (req)
 		protobuf_c_message_free_unpacked(&req->base, NULL);
@@ -250,11 +247,7 @@ static enum MHD_Result reply_view(cs_req *r, bool transcript)
 	else if (!rc)
 		rc = cs_store_state((Convstore__V1__ConversationState **)&view, r->srv->store,
 				    r->tenant, r->id, at, &err);
-	if (rc)
-		return cs_reply_error(r, &err);
-	enum MHD_Result ret = cs_reply_message(r, MHD_HTTP_OK, view, version);
-	protobuf_c_message_free_unpacked(view, NULL);
-	return ret;
+	return cs_reply_view(r, rc, &err, MHD_HTTP_OK, view, version);
 }
 
 enum MHD_Result cs_h_state(cs_req *r)
@@ -274,7 +267,8 @@ enum MHD_Result cs_h_events(cs_req *r)
 	cs_event_page page = {0};
 	const char *dir = cs_query_get(r, "direction");
 	enum cs_direction d = CS_FORWARD;
-	uint64_t from, limit;
+	uint64_t from;
+	size_t limit;
 	int rc = CS_OK;
 	if (dir && strcmp(dir, "forward") != 0 && strcmp(dir, "backward") != 0)
 		rc = cs_error_set(&err, CS_EINVAL, "direction '%.32s' is not forward or backward",
@@ -285,11 +279,10 @@ enum MHD_Result cs_h_events(cs_req *r)
 		rc = cs_query_u64(&from, r, "from_version", d == CS_FORWARD ? 1 : 0,
 				  d == CS_FORWARD ? 1 : 0, UINT64_MAX, &err);
 	if (!rc)
-		rc = cs_query_u64(&limit, r, "limit", CS_PAGE_LIMIT_DEFAULT, 1, CS_PAGE_LIMIT_MAX,
-				  &err);
+		rc = cs_query_limit(&limit, r, &err);
 	if (!rc)
-		rc = cs_store_read_stream(&page, r->srv->store, r->tenant, r->id, from,
-					  (size_t)limit, d, &err);
+		rc = cs_store_read_stream(&page, r->srv->store, r->tenant, r->id, from, limit, d,
+					  &err);
 	if (rc)
 		return cs_reply_error(r, &err);
 	cs_events_public(page.events, page.n);

@@ -58,14 +58,14 @@ static bool deadline_passed(const struct timespec *d)
 }
 
 /* Read the feed after @after; with @wait_ms, wait for a first event until the deadline. */
-static int feed_read(cs_event_page *page, cs_req *r, uint64_t after, uint64_t limit,
-		     uint64_t wait_ms, cs_error *err)
+static int feed_read(cs_event_page *page, cs_req *r, uint64_t after, size_t limit, uint64_t wait_ms,
+		     cs_error *err)
 {
 	cs_server *srv = r->srv;
 	struct timespec deadline = deadline_in(wait_ms);
 	for (;;) {
 		uint64_t seq = cs_server_seq(srv);
-		int rc = cs_store_read_feed(page, srv->store, r->tenant, after, (size_t)limit, err);
+		int rc = cs_store_read_feed(page, srv->store, r->tenant, after, limit, err);
 		if (rc || page->n || !wait_ms || atomic_load(&srv->draining) ||
 		    deadline_passed(&deadline))
 			return rc;
@@ -80,12 +80,12 @@ static int feed_read(cs_event_page *page, cs_req *r, uint64_t after, uint64_t li
 enum MHD_Result cs_h_feed(cs_req *r)
 {
 	cs_error err = CS_ERROR_INIT;
-	uint64_t after, limit, wait_ms;
+	uint64_t after, wait_ms;
+	size_t limit;
 	cs_event_page page = {0};
 	int rc = cs_query_u64(&after, r, "after_position", 0, 0, UINT64_MAX, &err);
 	if (!rc)
-		rc = cs_query_u64(&limit, r, "limit", CS_PAGE_LIMIT_DEFAULT, 1, CS_PAGE_LIMIT_MAX,
-				  &err);
+		rc = cs_query_limit(&limit, r, &err);
 	if (!rc)
 		rc = cs_query_u64(&wait_ms, r, "wait_ms", 0, 0, CS_WAIT_MS_MAX, &err);
 	if (!rc)

@@ -197,6 +197,16 @@ enum MHD_Result cs_reply_message(cs_req *r, unsigned status, const ProtobufCMess
 	return reply_body(r, status, JSON_TYPE, text, strlen(text), etag_version);
 }
 
+enum MHD_Result cs_reply_view(cs_req *r, int rc, const cs_error *err, unsigned status,
+			      ProtobufCMessage *view, uint64_t etag_version)
+{
+	enum MHD_Result ret =
+	    rc ? cs_reply_error(r, err) : cs_reply_message(r, status, view, etag_version);
+	if (view)
+		protobuf_c_message_free_unpacked(view, NULL);
+	return ret;
+}
+
 enum MHD_Result cs_reply_error(cs_req *r, const cs_error *e)
 {
 	size_t row = error_entry(e->code);
@@ -204,7 +214,8 @@ enum MHD_Result cs_reply_error(cs_req *r, const cs_error *e)
 	ErrorBody body = CONVSTORE__V1__ERROR_BODY__INIT;
 	detail.code = (char *)error_table[row].name;
 	detail.message = (char *)(e->msg[0] ? e->msg : cs_strerror(e->code));
-	if (e->code == CS_ECONFLICT && e->current_version) {
+	/* A 409 on an append is about versions: it says the current one, 0 included. */
+	if (e->code == CS_ECONFLICT && (e->current_version || r->route == CS_ROUTE_APPEND)) {
 		detail.current_version_opt_case =
 		    CONVSTORE__V1__ERROR_DETAIL__CURRENT_VERSION_OPT_CURRENT_VERSION;
 		detail.current_version = e->current_version;
@@ -282,13 +293,21 @@ static bool hex_lower(const char *s, size_t n)
 	return true;
 }
 
-/* traceparent: "00-<32 hex>-<16 hex>-<2 hex>"; anything else is ignored, as W3C says. */
+/*
+ * traceparent: "<version>-<32 hex>-<16 hex>-<2 hex flags>", lower-case hex; anything else is
+ * ignored, as W3C Trace Context says. Version ff is invalid; version 00 has nothing after the
+ * flags, a later version may (its extra fields are ignored).
+ */
 static void read_traceparent(cs_req *r)
 {
 	const char *tp = cs_req_header(r, "traceparent");
-	if (!tp || strlen(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
+	size_t n = tp ? strlen(tp) : 0;
+	if (n < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-')
 		return;
-	if (!hex_lower(tp, 2) || !hex_lower(tp + 3, 32) || !hex_lower(tp + 36, 16))
+	if (!hex_lower(tp, 2) || !hex_lower(tp + 3, 32) || !hex_lower(tp + 36, 16) ||
+	    !hex_lower(tp + 53, 2) || !strncmp(tp, "ff", 2))
+		return;
+	if (n > 55 && (!strncmp(tp, "00", 2) || tp[55] != '-'))
 		return;
 	if (strspn(tp + 3, "0") >= 32 || strspn(tp + 36, "0") >= 16)
 		return; /* all-zero ids are invalid */

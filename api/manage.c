@@ -39,11 +39,9 @@ static int parse_time(int64_t *out, const char *s, cs_error *err)
 static int list_query(cs_list_query *q, const char **keys, const char **values, const cs_req *r,
 		      cs_error *err)
 {
-	uint64_t limit;
-	int rc = cs_query_u64(&limit, r, "limit", CS_PAGE_LIMIT_DEFAULT, 1, CS_PAGE_LIMIT_MAX, err);
+	int rc = cs_query_limit(&q->limit, r, err);
 	if (rc)
 		return rc;
-	q->limit = (size_t)limit;
 	q->cursor = cs_query_get(r, "cursor");
 	q->status = cs_query_get(r, "status");
 	if (q->status && strcmp(q->status, "active") != 0 && strcmp(q->status, "archived") != 0)
@@ -72,11 +70,7 @@ enum MHD_Result cs_h_list(cs_req *r)
 	int rc = list_query(&q, keys, values, r, &err);
 	if (!rc)
 		rc = cs_store_list(&list, r->srv->store, r->tenant, &q, &err);
-	if (rc)
-		return cs_reply_error(r, &err);
-	enum MHD_Result ret = cs_reply_message(r, MHD_HTTP_OK, &list->base, 0);
-	protobuf_c_message_free_unpacked(&list->base, NULL);
-	return ret;
+	return cs_reply_view(r, rc, &err, MHD_HTTP_OK, list ? &list->base : NULL, 0);
 }
 
 enum MHD_Result cs_h_update(cs_req *r)
@@ -155,11 +149,8 @@ enum MHD_Result cs_h_forks(cs_req *r)
 {
 	cs_error err = CS_ERROR_INIT;
 	Convstore__V1__ForkList *forks = NULL;
-	if (cs_store_forks(&forks, r->srv->store, r->tenant, r->id, &err))
-		return cs_reply_error(r, &err);
-	enum MHD_Result ret = cs_reply_message(r, MHD_HTTP_OK, &forks->base, 0);
-	protobuf_c_message_free_unpacked(&forks->base, NULL);
-	return ret;
+	int rc = cs_store_forks(&forks, r->srv->store, r->tenant, r->id, &err);
+	return cs_reply_view(r, rc, &err, MHD_HTTP_OK, forks ? &forks->base : NULL, 0);
 }
 
 enum MHD_Result cs_h_erase(cs_req *r)

@@ -5,8 +5,8 @@
  * by server.c's completion callback and by the append handler; nothing here takes a lock on the
  * request path. The store's figures (events, conversations, commits, map size and use) come
  * from cs_store_stats_get() at scrape time, and tokens and cost by model from cs_store_usage()
- * summed over the tenants the key file names (or "default"): a scrape costs one short read
- * transaction per tenant.
+ * over every tenant (a NULL tenant: the store sums them, whoever wrote them, key file or not):
+ * a scrape costs two short read transactions.
  *
  * Histograms use fixed buckets (below); a label value is escaped as the format requires.
  */
@@ -34,24 +34,22 @@ static void bucket_add(atomic_ullong *buckets, const double *le, double v)
 	atomic_fetch_add_explicit(&buckets[i], 1, memory_order_relaxed);
 }
 
-void cs_metrics_request(cs_metrics *m, enum cs_route_id route, unsigned status, double seconds)
+void cs_metrics_request(cs_metrics *m, enum cs_route_id route, unsigned status, uint64_t us)
 {
 	size_t s = 0;
 	while (s < CS_METRIC_STATUSES - 1 && statuses[s] != status)
 		s++;
 	atomic_fetch_add_explicit(&m->requests[route][s], 1, memory_order_relaxed);
-	bucket_add(m->duration_buckets[route], latency_le, seconds);
-	atomic_fetch_add_explicit(&m->duration_us_sum[route], (unsigned long long)(seconds * 1e6),
-				  memory_order_relaxed);
+	bucket_add(m->duration_buckets[route], latency_le, (double)us / 1e6);
+	atomic_fetch_add_explicit(&m->duration_us_sum[route], us, memory_order_relaxed);
 }
 
-void cs_metrics_append(cs_metrics *m, size_t events, double seconds)
+void cs_metrics_append(cs_metrics *m, size_t events, uint64_t us)
 {
 	bucket_add(m->append_events_buckets, events_le, (double)events);
 	atomic_fetch_add_explicit(&m->append_events_sum, events, memory_order_relaxed);
-	bucket_add(m->append_latency_buckets, latency_le, seconds);
-	atomic_fetch_add_explicit(&m->append_latency_us_sum, (unsigned long long)(seconds * 1e6),
-				  memory_order_relaxed);
+	bucket_add(m->append_latency_buckets, latency_le, (double)us / 1e6);
+	atomic_fetch_add_explicit(&m->append_latency_us_sum, us, memory_order_relaxed);
 	atomic_fetch_add_explicit(&m->appends, 1, memory_order_relaxed);
 }
 
@@ -168,29 +166,6 @@ static void render_store(FILE *f, const cs_store_stats *st)
 		st->commits ? (double)st->appends / (double)st->commits : 0.0);
 }
 
-/* Add @row into @sum (rows keyed by model). */
-static int usage_merge(Convstore__V1__UsageReport *sum, const Convstore__V1__UsageRow *row)
-{
-	for (size_t i = 0; i < sum->n_rows; i++) {
-		Convstore__V1__UsageRow *s = sum->rows[i];
-		if (strcmp(s->key, row->key) != 0)
-			continue;
-		s->input_tokens += row->input_tokens;
-		s->output_tokens += row->output_tokens;
-		s->cached_tokens += row->cached_tokens;
-		s->reasoning_tokens += row->reasoning_tokens;
-		s->cost_usd += row->cost_usd;
-		s->responses += row->responses;
-		return CS_OK;
-	}
-	Convstore__V1__UsageRow **grown = realloc(sum->rows, (sum->n_rows + 1) * sizeof(*grown));
-	if (!grown)
-		return CS_ENOMEM;
-	sum->rows = grown;
-	sum->rows[sum->n_rows++] = (Convstore__V1__UsageRow *)row;
-	return CS_OK;
-}
-
 static void put_model_row(FILE *f, const Convstore__V1__UsageRow *row)
 {
 	static const char *const kinds[] = {"input", "output", "cached", "reasoning"};
@@ -208,33 +183,23 @@ static void put_model_row(FILE *f, const Convstore__V1__UsageRow *row)
 	fprintf(f, "\"} %llu\n", (unsigned long long)row->responses);
 }
 
-/* Tokens and cost by model over every known tenant. */
+/* Tokens and cost by model over every tenant (the store sums them: one read transaction). */
 static int render_usage(FILE *f, cs_server *srv, cs_error *err)
 {
 	cs_usage_query q = {CS_USAGE_BY_MODEL, INT64_MIN, INT64_MAX};
-	Convstore__V1__UsageReport *reports[64] = {0};
-	Convstore__V1__UsageReport sum = CONVSTORE__V1__USAGE_REPORT__INIT;
-	size_t n = 0;
-	int rc = CS_OK;
-	const char *tenant;
-	while (!rc && n < 64 && (tenant = cs_keyring_tenant(srv->keys, n))) {
-		rc = cs_store_usage(&reports[n], srv->store, tenant, &q, err);
-		for (size_t i = 0; !rc && i < reports[n]->n_rows; i++)
-			rc = usage_merge(&sum, reports[n]->rows[i]);
-		n++;
-	}
+	Convstore__V1__UsageReport *report = NULL;
+	int rc = cs_store_usage(&report, srv->store, NULL, &q, err);
+	if (rc)
+		return rc;
 	fputs("# HELP convstore_tokens_total Tokens of model responses, by model and kind.\n"
 	      "# TYPE convstore_tokens_total counter\n"
 	      "# TYPE convstore_cost_usd_total counter\n"
 	      "# TYPE convstore_model_responses_total counter\n",
 	      f);
-	for (size_t i = 0; !rc && i < sum.n_rows; i++)
-		put_model_row(f, sum.rows[i]);
-	free(sum.rows); /* the rows themselves belong to the reports */
-	for (size_t i = 0; i < n; i++)
-		if (reports[i])
-			protobuf_c_message_free_unpacked(&reports[i]->base, NULL);
-	return rc;
+	for (size_t i = 0; i < report->n_rows; i++)
+		put_model_row(f, report->rows[i]);
+	protobuf_c_message_free_unpacked(&report->base, NULL);
+	return CS_OK;
 }
 
 char *cs_metrics_render(cs_server *srv, size_t *len, cs_error *err)

@@ -67,11 +67,7 @@ enum MHD_Result cs_h_usage(cs_req *r)
 	int rc = usage_query(&q, r, &err);
 	if (!rc)
 		rc = cs_store_usage(&report, r->srv->store, r->tenant, &q, &err);
-	if (rc)
-		return cs_reply_error(r, &err);
-	enum MHD_Result ret = cs_reply_message(r, MHD_HTTP_OK, &report->base, 0);
-	protobuf_c_message_free_unpacked(&report->base, NULL);
-	return ret;
+	return cs_reply_view(r, rc, &err, MHD_HTTP_OK, report ? &report->base : NULL, 0);
 }
 
 enum MHD_Result cs_h_openapi(cs_req *r)

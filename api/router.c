@@ -5,9 +5,11 @@
  * Paths arrive still percent-encoded (server.c turns libmicrohttpd's own unescaping off), so
  * that "%2F" inside an id cannot become a path separator before routing: the path is split on
  * '/' first, then only the {id} segment is decoded and checked (1..128 characters of
- * A-Z a-z 0-9 . _ : -, and not "." or ".."). Query parameters are decoded here too, with the
- * same decoder, and checked against the route's list in routes.h: an unknown or repeated
- * parameter is a 400, before any work.
+ * A-Z a-z 0-9 . _ : -, and not "." or ".."). The check is a separate step that server.c runs
+ * after auth, so that a missing token is 401 and a weak role 403 whatever the id looks like.
+ * Query parameters are decoded here too, with the same decoder, and checked against the
+ * route's list in routes.h: an unknown or repeated parameter is a 400, before any work.
+ * `limit` is the one parameter that is capped rather than refused (API.md "Paging").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -58,18 +60,15 @@ int cs_percent_decode(char *out, size_t out_size, const char *in, cs_error *err)
 	return CS_OK;
 }
 
-/* Match @path against @pattern; the {id} segment's raw text goes to @id_raw (NUL-terminated). */
-static bool pattern_match(const char *pattern, const char *path, char *id_raw, size_t id_size)
+/* Match @path against @pattern; the {id} segment's raw text is @path[*id_off, +*id_len). */
+static bool pattern_match(const char *pattern, const char *path, size_t *id_off, size_t *id_len)
 {
 	const char *p = pattern, *s = path;
 	while (*p && *s) {
 		if (strncmp(p, "{id}", 4) == 0) {
-			size_t n = strcspn(s, "/");
-			if (n >= id_size)
-				n = id_size - 1; /* too long either way: the id check says so */
-			memcpy(id_raw, s, n);
-			id_raw[n] = '\0';
-			s += strcspn(s, "/");
+			*id_off = (size_t)(s - path);
+			*id_len = strcspn(s, "/");
+			s += *id_len;
 			p += 4;
 			continue;
 		}
@@ -78,14 +77,21 @@ static bool pattern_match(const char *pattern, const char *path, char *id_raw, s
 		p++, s++;
 	}
 	if (strncmp(p, "{id}", 4) == 0 && p[4] == '\0') { /* an empty trailing id */
-		id_raw[0] = '\0';
+		*id_off = (size_t)(s - path);
+		*id_len = 0;
 		return true;
 	}
 	return *p == '\0' && *s == '\0';
 }
 
-static int id_check(cs_req *r, const char *raw, cs_error *err)
+int cs_route_id(cs_req *r, cs_error *err)
 {
+	char raw[4 * CS_MAX_ID_LEN]; /* room for an id of escapes; longer is refused anyway */
+	if (!strstr(cs_routes[r->route].path, "{id}"))
+		return CS_OK;
+	size_t n = r->id_raw_len < sizeof(raw) ? r->id_raw_len : sizeof(raw) - 1;
+	memcpy(raw, r->id_raw, n);
+	raw[n] = '\0';
 	int rc = cs_percent_decode(r->id, sizeof(r->id), raw, err);
 	if (rc)
 		return cs_error_wrap(err, rc, "conversation id");
@@ -99,18 +105,20 @@ static int id_check(cs_req *r, const char *raw, cs_error *err)
 
 int cs_route_match(cs_req *r, const char *method, const char *path, cs_error *err)
 {
-	char id_raw[4 * CS_MAX_ID_LEN]; /* room for an id of escapes; longer is refused anyway */
 	bool path_known = false;
+	size_t id_off = 0, id_len = 0;
 	r->allow[0] = '\0';
 	/* HEAD is GET without the body (libmicrohttpd drops it). */
 	const char *m = strcmp(method, "HEAD") == 0 ? "GET" : method;
 	for (int i = 0; i < CS_ROUTE_COUNT; i++) {
-		if (!pattern_match(cs_routes[i].path, path, id_raw, sizeof(id_raw)))
+		if (!pattern_match(cs_routes[i].path, path, &id_off, &id_len))
 			continue;
 		path_known = true;
 		if (strcmp(cs_routes[i].method, m) == 0) {
 			r->route = (enum cs_route_id)i;
-			return strstr(cs_routes[i].path, "{id}") ? id_check(r, id_raw, err) : CS_OK;
+			r->id_raw = path + id_off;
+			r->id_raw_len = id_len;
+			return CS_OK;
 		}
 		size_t used = strlen(r->allow);
 		snprintf(r->allow + used, sizeof(r->allow) - used, "%s%s", used ? ", " : "",
@@ -235,4 +243,12 @@ int cs_query_u64(uint64_t *out, const cs_req *r, const char *name, uint64_t def,
 				    "%s: '%.32s' is not a whole number from %llu to %llu", name, s,
 				    (unsigned long long)min, (unsigned long long)max);
 	return CS_OK;
+}
+
+int cs_query_limit(size_t *out, const cs_req *r, cs_error *err)
+{
+	uint64_t limit;
+	int rc = cs_query_u64(&limit, r, "limit", CS_PAGE_LIMIT_DEFAULT, 1, UINT64_MAX, err);
+	*out = limit > CS_PAGE_LIMIT_MAX ? CS_PAGE_LIMIT_MAX : (size_t)limit;
+	return rc;
 }

@@ -5,12 +5,14 @@
  * blocks its caller until the store's group commit has made it durable, and long polls and SSE
  * streams block by design; with a thread per connection each of those waits costs one parked
  * thread and nothing else, and 64 clients appending at once put 64 requests into one group
- * commit. --threads caps the connections (and so the threads) served at once.
+ * commit. --threads caps the connections (and so the threads) served at once. Each thread
+ * waits for its connection with poll(), not select(): select() cannot watch a descriptor
+ * above FD_SETSIZE (1024), and --threads may allow more connections than that.
  *
  * A request goes through on_request() in three steps:
- *   1. headers (first call): route (404, 405), auth (401, 403, before any conversation is
- *      touched), query parameters (400), content type (415), and Content-Length against
- *      --max-body (413) - all before a byte of the body is read;
+ *   1. headers (first call): route (404, 405), auth (401, 403, before the conversation id is
+ *      even looked at), the id (400), query parameters (400), content type (415), and
+ *      Content-Length against --max-body (413) - all before a byte of the body is read;
  *   2. body chunks: appended to a buffer that never grows past --max-body; a body that
  *      streams past it (chunked encoding) is dropped as it arrives and answered 413;
  *   3. final call: the route's handler, which queues exactly one response.
@@ -76,6 +78,8 @@ static enum MHD_Result on_headers(cs_req *r, const char *url)
 	int rc = cs_route_match(r, r->method, url, &err);
 	if (!rc)
 		rc = cs_auth_check(r, &err);
+	if (!rc)
+		rc = cs_route_id(r, &err);
 	if (!rc)
 		rc = cs_query_parse(r, &err);
 	if (!rc)
@@ -155,11 +159,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	cs_req *r = *con_cls;
 	if (!r)
 		return;
-	double seconds = cs_seconds_since(&r->start);
+	uint64_t us = cs_us_since(&r->start);
 	if (!r->status)
 		r->status = 499; /* the client went away before an answer */
-	cs_metrics_request(&r->srv->metrics, r->route, r->status, seconds);
-	cs_log_request(r, seconds);
+	cs_metrics_request(&r->srv->metrics, r->route, r->status, us);
+	cs_log_request(r, us);
 	for (size_t i = 0; i < r->n_params; i++) {
 		free(r->params[i].key);
 		free(r->params[i].value);
@@ -187,7 +191,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err)
 {
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
 			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;

@@ -118,6 +118,8 @@ typedef struct cs_req {
 	struct MHD_Connection *conn;
 	enum cs_route_id route;
 	const char *method;
+	const char *id_raw; /* the {id} segment as sent (in the URL), not NUL-terminated */
+	size_t id_raw_len;
 	char id[CS_MAX_ID_LEN + 1]; /* the {id} segment, decoded and checked */
 	const char *tenant;	    /* NULL until authenticated */
 	enum cs_role role;
@@ -183,11 +185,18 @@ typedef struct cs_route_info {
 extern const cs_route_info cs_routes[CS_ROUTE_COUNT];
 
 /**
- * Find the route of @method and the raw (still percent-encoded) @path; fill r->route and r->id.
- * On CS_HTTP_EMETHOD, r->allow lists the methods the path does take ("GET, POST").
- * @return CS_OK; CS_ENOTFOUND (no such path); CS_HTTP_EMETHOD; CS_EINVAL (a bad id).
+ * Find the route of @method and the raw (still percent-encoded) @path; fill r->route and
+ * r->id_raw (@path must outlive the request, as libmicrohttpd's URL does). On CS_HTTP_EMETHOD,
+ * r->allow lists the methods the path does take ("GET, POST").
+ * @return CS_OK; CS_ENOTFOUND (no such path); CS_HTTP_EMETHOD.
  */
 int cs_route_match(cs_req *r, const char *method, const char *path, cs_error *err);
+
+/**
+ * Decode and check the route's {id} segment into r->id (nothing to do for routes without one).
+ * @return CS_OK; CS_EINVAL (a bad id).
+ */
+int cs_route_id(cs_req *r, cs_error *err);
 
 /**
  * Percent-decode @in into @out (@out_size bytes with the NUL). Refuses malformed escapes, a
@@ -207,6 +216,12 @@ const char *cs_query_get(const cs_req *r, const char *name);
  */
 int cs_query_u64(uint64_t *out, const cs_req *r, const char *name, uint64_t def, uint64_t min,
 		 uint64_t max, cs_error *err);
+
+/**
+ * The page size: `limit`, CS_PAGE_LIMIT_DEFAULT when absent, capped at CS_PAGE_LIMIT_MAX.
+ * @return CS_OK; CS_EINVAL when it is not a whole number of 1 or more.
+ */
+int cs_query_limit(size_t *out, const cs_req *r, cs_error *err);
 
 /** Parse a whole decimal number (no sign, no spaces) into @out. */
 bool cs_parse_u64(uint64_t *out, const char *s);
@@ -229,6 +244,13 @@ enum MHD_Result cs_reply_fail(cs_req *r, int code, const char *fmt, ...)
  */
 enum MHD_Result cs_reply_message(cs_req *r, unsigned status, const ProtobufCMessage *msg,
 				 uint64_t etag_version);
+
+/**
+ * Reply with the outcome of a store read: the error in @err when @rc is not CS_OK, else @view
+ * with @status (as cs_reply_message()). @view (may be NULL on error) is freed in both cases.
+ */
+enum MHD_Result cs_reply_view(cs_req *r, int rc, const cs_error *err, unsigned status,
+			      ProtobufCMessage *view, uint64_t etag_version);
 
 /** Queue @len bytes of @content_type; @buf is copied. */
 enum MHD_Result cs_reply_bytes(cs_req *r, unsigned status, const char *content_type,
@@ -262,8 +284,9 @@ bool cs_req_not_modified(const cs_req *r, uint64_t version);
 /* ---- present.c ----------------------------------------------------------------------------- */
 
 /**
- * Add to @obj (the codec's JSON of a @desc message) the lists and numbers the codec left out at
- * their default, recursively (see present.c for which and why).
+ * Add to @obj (the codec's JSON of a @desc message) the lists, maps and numbers API.md shows that
+ * the codec left out at their default: never a bool, never inside an Event (present.c says which
+ * and why). @depth: 1 for the response message itself.
  */
 void cs_json_present(json_t *obj, const ProtobufCMessageDescriptor *desc, int depth);
 
@@ -282,9 +305,6 @@ char *cs_json_text(const ProtobufCMessage *msg, cs_error *err);
 int cs_keyring_load(cs_keyring **out, const char *path, cs_error *err);
 void cs_keyring_free(cs_keyring *k);
 
-/** The distinct tenants of @k (not "*"): @i from 0 until it returns NULL. */
-const char *cs_keyring_tenant(const cs_keyring *k, size_t i);
-
 /**
  * Authenticate @r (Authorization: Bearer) and check its role against the route's.
  * @return CS_OK (r->tenant, r->role set); CS_HTTP_EUNAUTHENTICATED; CS_HTTP_EFORBIDDEN.
@@ -296,8 +316,11 @@ int cs_keygen(const char *tenant, const char *role, cs_error *err);
 
 /* ---- metrics.c ----------------------------------------------------------------------------- */
 
-void cs_metrics_request(cs_metrics *m, enum cs_route_id route, unsigned status, double seconds);
-void cs_metrics_append(cs_metrics *m, size_t events, double seconds);
+/** Count one request of @route answered @status after @us microseconds. */
+void cs_metrics_request(cs_metrics *m, enum cs_route_id route, unsigned status, uint64_t us);
+
+/** Count one append of @events events that waited @us microseconds for its commit. */
+void cs_metrics_append(cs_metrics *m, size_t events, uint64_t us);
 
 /** The Prometheus text of everything; malloc'd, NULL on failure. */
 char *cs_metrics_render(cs_server *srv, size_t *len, cs_error *err);
@@ -308,11 +331,14 @@ char *cs_metrics_render(cs_server *srv, size_t *len, cs_error *err);
 void cs_log(const cs_server *srv, enum cs_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/** The request's one line: method, route, status, duration, tenant, conversation, trace. */
-void cs_log_request(const cs_req *r, double seconds);
+/**
+ * The request's one line: method, route, status, duration_us (an integer), tenant,
+ * conversation, trace_id, and the error message of a 4xx or 5xx.
+ */
+void cs_log_request(const cs_req *r, uint64_t us);
 
-/** Seconds since @start (CLOCK_MONOTONIC). */
-double cs_seconds_since(const struct timespec *start);
+/** Microseconds since @start (CLOCK_MONOTONIC). */
+uint64_t cs_us_since(const struct timespec *start);
 
 /* ---- server.c ------------------------------------------------------------------------------ */
 

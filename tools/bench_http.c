@@ -8,8 +8,12 @@
  *   - HTTP state view at 16 clients: GET /v1/conversations/{id} of a 10-event conversation;
  *   - in-process: cs_store_append() through libconvstore on a durable store in its own folder,
  *     the same client counts, one thread per client.
- * Each row prints requests/s, p50 and p99 latency, and for appends the ratio of HTTP to
- * in-process throughput at the same client count (the target: at least 0.5 at 64 clients).
+ * Each row prints requests/s, p50 and p99 latency, for appends the ratio of HTTP to
+ * in-process throughput at the same client count (the target: at least 0.5 at 64 clients),
+ * and for HTTP rows the server's CPU time (user + system, from /proc) per request when the
+ * benchmark spawned the server: the figure that says what the server costs, whatever else
+ * runs on the machine. The last column is this program's own CPU per request (client threads;
+ * for in-process rows, the store's work done on them), which shares the cores with the server.
  *
  * --spawn PATH starts PATH (convstored) on a free port with a temp data folder, durable (no
  * --no-sync), its log to /dev/null, and stops it with SIGTERM; --url http://127.0.0.1:PORT
@@ -139,7 +143,32 @@ static int cmp_double(const void *a, const void *b)
 
 typedef struct result {
 	double per_sec, p50, p99;
+	double cpu_us;	      /* server CPU per request in microseconds; < 0: not known */
+	double client_cpu_us; /* this load generator's CPU per request */
 } result;
+
+static pid_t server_pid; /* the spawned convstored; 0 with --url */
+
+/* CPU seconds (user + system) process @pid has used; < 0 when unknown. */
+static double cpu_seconds(pid_t pid)
+{
+	char path[64], buf[1024];
+	unsigned long long utime, stime;
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+	/* after ")": state and fields 4..13, then utime (14) and stime (15) */
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+			 &stime) != 2)
+		return -1;
+	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
 
 /* Run @n workers of @mode for the configured window; false when a request failed. */
 static bool run(result *out, const cfg *c, int mode, unsigned n, cs_store *store)
@@ -147,6 +176,7 @@ static bool run(result *out, const cfg *c, int mode, unsigned n, cs_store *store
 	static worker w[MAX_CLIENTS];
 	pthread_t t[MAX_CLIENTS];
 	atomic_bool stop = false;
+	double cpu0 = mode == 2 ? -1 : cpu_seconds(server_pid), self0 = cpu_seconds(getpid());
 	for (unsigned i = 0; i < n; i++) {
 		w[i] = (worker){c, (int)i, mode, store, malloc(MAX_SAMPLES * sizeof(double)),
 				0, &stop,  false};
@@ -162,7 +192,10 @@ static bool run(result *out, const cfg *c, int mode, unsigned n, cs_store *store
 		total += w[i].n;
 		ok = ok && !w[i].failed;
 	}
-	double elapsed = now() - t0;
+	double elapsed = now() - t0, cpu1 = cpu0 < 0 ? -1 : cpu_seconds(server_pid);
+	double self1 = cpu_seconds(getpid());
+	out->cpu_us = cpu1 < 0 || !total ? -1 : (cpu1 - cpu0) * 1e6 / (double)total;
+	out->client_cpu_us = self1 < 0 || !total ? -1 : (self1 - self0) * 1e6 / (double)total;
 	double *all = malloc((total ? total : 1) * sizeof(double));
 	size_t k = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -266,11 +299,15 @@ static void parse(cfg *c, const char **spawn_exe, int argc, char **argv)
 
 static void row(const char *what, unsigned clients, const result *r, const result *base)
 {
-	char ratio[16] = "";
+	char ratio[16] = "", cpu[16] = "", client[16] = "";
 	if (base)
 		snprintf(ratio, sizeof(ratio), "%.2fx", r->per_sec / base->per_sec);
-	printf("| %-28s | %3u | %9.0f | %7.2f ms | %7.2f ms | %6s |\n", what, clients, r->per_sec,
-	       r->p50, r->p99, ratio);
+	if (r->cpu_us >= 0)
+		snprintf(cpu, sizeof(cpu), "%.0f µs", r->cpu_us);
+	if (r->client_cpu_us >= 0)
+		snprintf(client, sizeof(client), "%.0f µs", r->client_cpu_us);
+	printf("| %-28s | %3u | %9.0f | %7.2f ms | %7.2f ms | %6s | %7s | %7s |\n", what, clients,
+	       r->per_sec, r->p50, r->p99, ratio, cpu, client);
 }
 
 int main(int argc, char **argv)
@@ -288,6 +325,7 @@ int main(int argc, char **argv)
 	char dir[4096], store_dir[4200];
 	make_tmp(dir, sizeof(dir));
 	pid_t pid = spawn_exe ? spawn(&c, spawn_exe, dir) : 0;
+	server_pid = pid;
 	cs_store *store = NULL;
 	cs_error err = CS_ERROR_INIT;
 	cs_store_options o = CS_STORE_OPTIONS_INIT;
@@ -298,8 +336,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench_http: cannot start: %s\n", err.msg);
 		rc = 1;
 	}
-	printf("| workload (1 KiB events) | clients | req/s | p50 | p99 | HTTP / in-process |\n"
-	       "| --- | ---: | ---: | ---: | ---: | ---: |\n");
+	printf("| workload (1 KiB events) | clients | req/s | p50 | p99 | HTTP / in-process | "
+	       "server CPU / req | bench CPU / req |\n"
+	       "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
 	for (size_t i = 0; !rc && i < c.n_clients; i++) {
 		result in, http;
 		if (!run(&in, &c, 2, c.clients[i], store) || !run(&http, &c, 0, c.clients[i], NULL))

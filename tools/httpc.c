@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "httpc.h"
@@ -56,7 +58,11 @@ static int connect_fd(httpc *c)
 	if (fd < 0)
 		return -1;
 	int one = 1;
+	struct timeval tv = {timeout(c) / 1000, (timeout(c) % 1000) * 1000};
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* Blocking sends and receives time out by themselves: no poll() before each. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
 		close(fd);
 		return -1;
@@ -65,24 +71,35 @@ static int connect_fd(httpc *c)
 	return 0;
 }
 
-int httpc_send_raw(httpc *c, const void *data, size_t len)
+/* Write @n buffers as one stream (one sendmsg when the socket takes it all): a request's head
+ * and body leave in one segment, as curl and browsers send small requests. */
+static int send_all(httpc *c, struct iovec *iov, int n)
 {
 	if (c->fd < 0 && connect_fd(c))
 		return -1;
-	const char *p = data;
-	while (len) {
-		struct pollfd pfd = {c->fd, POLLOUT, 0};
-		if (poll(&pfd, 1, timeout(c)) <= 0)
-			return -1;
-		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
+	while (n > 0) {
+		struct msghdr m = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+		ssize_t sent = sendmsg(c->fd, &m, MSG_NOSIGNAL);
+		if (sent < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
+		if (sent <= 0)
+			return -1; /* also the SO_SNDTIMEO timeout */
+		while (n > 0 && (size_t)sent >= iov->iov_len) {
+			sent -= (ssize_t)iov->iov_len;
+			iov++, n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + sent;
+			iov->iov_len -= (size_t)sent;
+		}
 	}
 	return 0;
+}
+
+int httpc_send_raw(httpc *c, const void *data, size_t len)
+{
+	struct iovec iov = {(void *)data, len};
+	return send_all(c, &iov, 1);
 }
 
 long httpc_read_some(httpc *c, char *buf, size_t cap, int timeout_ms)
@@ -112,10 +129,10 @@ static int fill(httpc *c)
 		b->data = grown;
 		b->cap = cap;
 	}
-	struct pollfd pfd = {c->fd, POLLIN, 0};
-	if (poll(&pfd, 1, timeout(c)) <= 0)
-		return -1;
-	ssize_t n = recv(c->fd, b->data + b->len, b->cap - b->len - 1, 0);
+	ssize_t n;
+	do /* SO_RCVTIMEO bounds the wait */
+		n = recv(c->fd, b->data + b->len, b->cap - b->len - 1, 0);
+	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return -1;
 	b->len += (size_t)n;
@@ -267,8 +284,8 @@ int httpc_request(httpc_response *out, httpc *c, const char *method, const char 
 		c->in.len = 0;
 		if (c->in.data)
 			c->in.data[0] = '\0';
-		if (httpc_send_raw(c, head, (size_t)n) == 0 &&
-		    (!body_len || httpc_send_raw(c, body, body_len) == 0) &&
+		struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, body_len}};
+		if (send_all(c, iov, body_len ? 2 : 1) == 0 &&
 		    read_response(out, c, strcmp(method, "HEAD") == 0) == 0)
 			return 0;
 		httpc_close(c);

@@ -6,7 +6,8 @@
  *     do not exist);
  *   - another tenant's conversation is 404 exactly like a missing one, ids are per tenant, and
  *     feeds show only the tenant's own events;
- *   - the operator reads /metrics and nothing else;
+ *   - the operator reads /metrics and nothing else, and its tokens and cost by model sum every
+ *     tenant's (the key file names 70 other tenants first: no tenant count is too many);
  *   - without a key file a non-loopback address is refused, and --no-sync must be spelled out.
  */
 #include "../check.h"
@@ -69,6 +70,10 @@ static void test_roles(void)
 	json_decref(b);
 	/* 403 comes first, whichever conversation is named */
 	CHECK_EQ_INT(call(tok_a_read, "POST", "/v1/conversations/nosuch/events", EV, NULL), 403);
+	/* ... and before the id is checked: 403 and 401, not 400, for a malformed id */
+	CHECK_EQ_INT(call(tok_a_read, "POST", "/v1/conversations/a%2Fb/events", EV, NULL), 403);
+	CHECK_EQ_INT(call(NULL, "GET", "/v1/conversations/..", NULL, NULL), 401);
+	CHECK_EQ_INT(call(tok_a_read, "GET", "/v1/conversations/..", NULL, NULL), 400);
 	CHECK_EQ_INT(call(tok_a_read, "DELETE", "/v1/conversations/nosuch", NULL, NULL), 403);
 	CHECK_EQ_INT(call(tok_a_append, "DELETE", "/v1/conversations/c1", NULL, NULL), 403);
 	CHECK_EQ_INT(call(tok_a_read, "POST", "/v1/conversations", "{}", NULL), 403);
@@ -111,6 +116,25 @@ static void test_tenants(void)
 	CHECK_EQ_INT(call(tok_a_read, "GET", "/v1/conversations/c1/events", NULL, NULL), 200);
 }
 
+#define USAGE_EV(n)                                                                                \
+	"{\"events\":[{\"model_response\":{\"model\":\"gpt-m\",\"content\":\"x\","                 \
+	"\"usage\":{\"input_tokens\":" n "}}}]}"
+
+static void test_metrics_usage(void)
+{
+	CHECK_EQ_INT(call(tok_a_append, "POST", "/v1/conversations/u/events", USAGE_EV("5"), NULL),
+		     201);
+	CHECK_EQ_INT(call(tok_b_admin, "POST", "/v1/conversations/u/events", USAGE_EV("7"), NULL),
+		     201);
+	char headers[128];
+	snprintf(headers, sizeof(headers), "Authorization: Bearer %s\r\n", tok_op);
+	httpc_response r = srv_req(&S, "GET", "/metrics", headers, NULL);
+	CHECK_EQ_INT(r.status, 200);
+	CHECK_STR_CONTAINS(r.body, "convstore_tokens_total{model=\"gpt-m\",kind=\"input\"} 12\n");
+	CHECK_STR_CONTAINS(r.body, "convstore_model_responses_total{model=\"gpt-m\"} 2\n");
+	httpc_response_free(&r);
+}
+
 /* convstored's own refusals, without starting to serve. */
 static void test_refusals(void)
 {
@@ -133,6 +157,8 @@ int main(void)
 	snprintf(keys, sizeof(keys), "%s/keys", dir);
 	FILE *f = fopen(keys, "w");
 	fputs("# test keys\n\n", f);
+	for (unsigned i = 0; i < 70; i++) /* tenants with keys nobody holds */
+		fprintf(f, "%064x filler-%u read\n", i, i);
 	keygen(tok_a_append, f, "tenant-a", "append");
 	keygen(tok_a_read, f, "tenant-a", "read");
 	keygen(tok_b_admin, f, "tenant-b", "admin");
@@ -143,6 +169,7 @@ int main(void)
 	CHECK_RUN(test_unauthenticated);
 	CHECK_RUN(test_roles);
 	CHECK_RUN(test_tenants);
+	CHECK_RUN(test_metrics_usage);
 	CHECK_RUN(test_refusals);
 	CHECK_EQ_INT(srv_stop(&S), 0);
 	remove(keys);

@@ -31,6 +31,81 @@ static void test_health(void)
 	json_decref(b);
 }
 
+/* @body parsed equals @want (JSON text), whatever the key order. */
+static void check_json_is(json_t *body, const char *want)
+{
+	json_t *w = json_loads(want, 0, NULL);
+	CHECK(w != NULL);
+	if (!json_equal(body, w)) {
+		char *got = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+		fprintf(stderr, "got  %s\nwant %s\n", got ? got : "(null)", want);
+		free(got);
+		CHECK(!"the JSON above differs");
+	}
+	json_decref(w);
+}
+
+/*
+ * The empty lists and zeros API.md shows are there, and nothing else: no bool defaults, and
+ * events exactly as stored. Runs first, on an empty store.
+ */
+static void test_present(void)
+{
+	json_t *b = NULL;
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/events", NULL), 200);
+	check_json_is(b, "{\"events\":[],\"last_position\":0}");
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations", NULL), 200);
+	check_json_is(b, "{\"conversations\":[],\"next_cursor\":null}");
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "POST", "/v1/conversations", "{\"id\":\"fresh\"}"), 201);
+	char created[64];
+	snprintf(created, sizeof(created), "%s", jstr(b, "created_at"));
+	check_json_is(
+	    b, fmt("{\"id\":\"fresh\",\"version\":1,\"status\":\"active\",\"metadata\":{},"
+		   "\"created_at\":\"%s\",\"updated_at\":\"%s\",\"messages\":[],"
+		   "\"pending_tool_calls\":[],\"usage\":{\"input_tokens\":0,\"output_tokens\":0,"
+		   "\"cached_tokens\":0,\"reasoning_tokens\":0,\"cost_usd\":0,\"responses\":0},"
+		   "\"counts\":{\"events\":1,\"messages\":0,\"tool_calls\":0,\"tool_errors\":0},"
+		   "\"last_position\":1,\"first_version\":0}",
+		   created, created));
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/fresh/events", NULL), 200);
+	json_t *ev = json_array_get(json_object_get(b, "events"), 0);
+	check_json_is(ev, fmt("{\"id\":\"%s\",\"conversation_id\":\"fresh\",\"version\":1,"
+			      "\"position\":1,\"recorded_at\":\"%s\",\"type\":"
+			      "\"conversation_created\",\"conversation_created\":{}}",
+			      jstr(ev, "id"), created));
+	CHECK(json_is_null(json_object_get(b, "next_from_version")));
+	json_decref(b);
+	/* a transcript message has is_error only when it is true; events keep what they had */
+	CHECK_EQ_INT(srv_json(&S, NULL, "POST", "/v1/conversations/fresh/events",
+			      "{\"events\":[{\"tool_call\":{\"id\":\"t1\",\"name\":\"ls\"}},"
+			      "{\"tool_result\":{\"call_id\":\"t1\",\"output\":\"no\","
+			      "\"is_error\":true}},{\"tool_call\":{\"id\":\"t2\",\"name\":\"ls\"}},"
+			      "{\"tool_result\":{\"call_id\":\"t2\",\"output\":\"ok\"}}]}"),
+		     201);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/fresh", NULL), 200);
+	json_t *msgs = json_object_get(b, "messages");
+	CHECK_EQ_INT(json_array_size(msgs), 4);
+	CHECK(!json_object_get(json_array_get(msgs, 0), "is_error"));
+	CHECK(json_is_true(json_object_get(json_array_get(msgs, 1), "is_error")));
+	CHECK(!json_object_get(json_array_get(msgs, 2), "is_error"));
+	CHECK(!json_object_get(json_array_get(msgs, 3), "is_error"));
+	CHECK_EQ_INT(jint(json_object_get(b, "counts"), "tool_errors"), 1);
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/events?after_position=4", NULL), 200);
+	ev = json_array_get(json_object_get(b, "events"), 0);
+	check_json_is(json_object_get(ev, "tool_result"), "{\"call_id\":\"t2\",\"output\":\"ok\"}");
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations?limit=1", NULL), 200);
+	json_t *summary = json_array_get(json_object_get(b, "conversations"), 0);
+	check_json_is(json_object_get(summary, "metadata"), "{}");
+	CHECK(!json_object_get(summary, "messages") &&
+	      !json_object_get(summary, "pending_tool_calls"));
+	json_decref(b);
+}
+
 static void test_create(void)
 {
 	json_t *b = NULL;
@@ -76,6 +151,13 @@ static void test_append(void)
 		     409);
 	CHECK_STR_EQ(err_code(b), "conflict");
 	CHECK_EQ_INT(jint(json_object_get(b, "error"), "current_version"), 2);
+	json_decref(b);
+	/* a mismatch on a conversation that does not exist says current_version 0 */
+	CHECK_EQ_INT(srv_json(&S, &b, "POST", "/v1/conversations/not-yet/events",
+			      "{\"expected_version\":3,\"events\":[" MSG("user", "x") "]}"),
+		     409);
+	CHECK(json_is_integer(json_object_get(json_object_get(b, "error"), "current_version")));
+	CHECK_EQ_INT(jint(json_object_get(b, "error"), "current_version"), 0);
 	json_decref(b);
 	/* If-Match is expected_version */
 	httpc_response r =
@@ -188,6 +270,34 @@ static void test_events_page(void)
 	json_decref(b);
 }
 
+/* limit defaults to 100 and is capped at 1,000 (not refused) on every paged route. */
+static void test_paging_caps(void)
+{
+	static char body[1100 * 64];
+	size_t n = (size_t)snprintf(body, sizeof(body), "{\"events\":[");
+	for (int i = 0; i < 1001; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "%s" MSG("user", "m"),
+				      i ? "," : "");
+	snprintf(body + n, sizeof(body) - n, "]}");
+	json_t *b = NULL;
+	CHECK_EQ_INT(srv_json(&S, NULL, "POST", "/v1/conversations/many/events", body), 201);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/many/events", NULL), 200);
+	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 100);
+	CHECK_EQ_INT(jint(b, "next_from_version"), 101);
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/many/events?limit=5000", NULL),
+		     200);
+	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 1000);
+	CHECK_EQ_INT(jint(b, "next_from_version"), 1001);
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/events?limit=1001", NULL), 200);
+	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 1000);
+	json_decref(b);
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations?limit=1001", NULL), 200);
+	CHECK(json_array_size(json_object_get(b, "conversations")) >= 1);
+	json_decref(b);
+}
+
 static void test_list_patch_fork(void)
 {
 	json_t *b = NULL;
@@ -253,21 +363,27 @@ static void test_erase(void)
 		     201);
 }
 
-typedef struct delayed {
+/* One request on a connection of its own, from a thread, after @delay_ms. */
+typedef struct later {
 	unsigned port;
 	int delay_ms;
-} delayed;
+	const char *method, *path, *body; /* body: JSON or NULL */
+	int status;			  /* out: -1 when the request failed */
+	char reply[256];		  /* out: the start of the response body */
+} later;
 
-static void *append_later(void *arg)
+static void *request_later(void *arg)
 {
-	delayed *d = arg;
+	later *l = arg;
 	httpc c;
 	httpc_response r;
-	httpc_init(&c, "127.0.0.1", d->port);
-	usleep((useconds_t)d->delay_ms * 1000);
-	const char *body = "{\"events\":[" MSG("user", "wake up") "]}";
-	httpc_request(&r, &c, "POST", "/v1/conversations/poll/events", JSON_HDR, body,
-		      strlen(body));
+	httpc_init(&c, "127.0.0.1", l->port);
+	usleep((useconds_t)l->delay_ms * 1000);
+	l->status = httpc_request(&r, &c, l->method, l->path, l->body ? JSON_HDR : "", l->body,
+				  l->body ? strlen(l->body) : 0)
+			? -1
+			: r.status;
+	snprintf(l->reply, sizeof(l->reply), "%s", r.body ? r.body : "");
 	httpc_response_free(&r);
 	httpc_close(&c);
 	return NULL;
@@ -289,9 +405,15 @@ static void test_feed_and_long_poll(void)
 	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/events?after_position=0&limit=1000", NULL), 200);
 	long long end = jint(b, "last_position");
 	json_decref(b);
-	delayed d = {S.port, 200};
+	later d = {S.port,
+		   200,
+		   "POST",
+		   "/v1/conversations/poll/events",
+		   "{\"events\":[" MSG("user", "wake up") "]}",
+		   0,
+		   ""};
 	pthread_t t;
-	pthread_create(&t, NULL, append_later, &d);
+	pthread_create(&t, NULL, request_later, &d);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	CHECK_EQ_INT(
@@ -482,6 +604,114 @@ static void test_http_errors(void)
 	httpc_close(&c);
 	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v2/nothing", NULL), 404);
 	json_decref(b);
+	/* an id of quote, backslash, control and non-UTF-8 bytes: 400, and a log line (test_log) */
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/a%22b%5C%01%FF", NULL), 400);
+	json_decref(b);
+}
+
+#define TRACE_ID  "4bf92f3577b34da6a3ce929d0e0e4736"
+#define OWN_TRACE "11111111111111111111111111111111"
+
+/* traceparent goes on every event without its own trace; a malformed one is ignored. */
+static void test_traceparent(void)
+{
+	json_t *b = NULL;
+	httpc_response r =
+	    srv_req(&S, "POST", "/v1/conversations/traced/events",
+		    JSON_HDR "traceparent: 00-" TRACE_ID "-00f067aa0ba902b7-01\r\n",
+		    "{\"events\":[" MSG("user", "a") ",{\"trace\":{\"trace_id\":\"" OWN_TRACE "\","
+						     "\"span_id\":\"1111111111111111\"}," MEMBER(
+							 "user", "b") "}]}");
+	CHECK_EQ_INT(r.status, 201);
+	httpc_response_free(&r);
+	/* malformed: no flags, version ff, upper case, version 00 with more after the flags */
+	static const char *const bad[] = {"00-" TRACE_ID "-00f067aa0ba902b7",
+					  "ff-" TRACE_ID "-00f067aa0ba902b7-01",
+					  "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+					  "00-" TRACE_ID "-00f067aa0ba902b7-01-x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		r = srv_req(&S, "POST", "/v1/conversations/traced/events",
+			    fmt(JSON_HDR "traceparent: %s\r\n", bad[i]),
+			    "{\"events\":[" MSG("user", "c") "]}");
+		CHECK_EQ_INT(r.status, 201);
+		httpc_response_free(&r);
+	}
+	CHECK_EQ_INT(srv_json(&S, &b, "GET", "/v1/conversations/traced/events", NULL), 200);
+	json_t *ev = json_object_get(b, "events");
+	check_json_is(json_object_get(json_array_get(ev, 0), "trace"),
+		      "{\"trace_id\":\"" TRACE_ID "\",\"span_id\":\"00f067aa0ba902b7\"}");
+	CHECK_STR_EQ(jstr(json_object_get(json_array_get(ev, 1), "trace"), "trace_id"), OWN_TRACE);
+	CHECK_EQ_INT(json_array_size(ev), 6);
+	for (size_t i = 2; i < 6; i++)
+		CHECK(!json_object_get(json_array_get(ev, i), "trace"));
+	json_decref(b);
+}
+
+/* After the server stopped: one JSON line per request, with the fields API.md names. */
+static void test_log(void)
+{
+	char path[PATH_MAX + 8], line[4096];
+	snprintf(path, sizeof(path), "%s/log", S.dir);
+	FILE *f = fopen(path, "r");
+	CHECK(f != NULL);
+	int requests = 0, appends = 0, traced = 0, errors = 0, nasty = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		json_error_t je;
+		json_t *o = json_loads(line, 0, &je);
+		if (!CHECK(o != NULL))
+			fprintf(stderr, "log line: %.300s (%s)\n", line, je.text);
+		if (!o || strcmp(jstr(o, "msg"), "request") != 0) {
+			json_decref(o);
+			continue;
+		}
+		requests++;
+		CHECK(json_is_integer(json_object_get(o, "duration_us")));
+		CHECK(!json_object_get(o, "duration_ms"));
+		CHECK(json_is_integer(json_object_get(o, "status")));
+		CHECK(*jstr(o, "method") && *jstr(o, "route") && *jstr(o, "ts"));
+		if (!strcmp(jstr(o, "route"), "/v1/conversations/{id}/events") &&
+		    jint(o, "status") == 201) {
+			appends++;
+			CHECK_STR_EQ(jstr(o, "tenant"), "default");
+			CHECK(*jstr(o, "conversation"));
+		}
+		traced += !strcmp(jstr(o, "trace_id"), TRACE_ID);
+		nasty += !strcmp(jstr(o, "conversation"), "a\"b\\\x01?");
+		if (jint(o, "status") >= 400) {
+			errors++;
+			CHECK(*jstr(o, "error"));
+			CHECK_STR_EQ(jstr(o, "level"), jint(o, "status") >= 500 ? "error" : "warn");
+		}
+		json_decref(o);
+	}
+	if (f)
+		fclose(f);
+	CHECK(requests > 50 && appends > 5 && errors > 5);
+	CHECK_EQ_INT(traced, 1);
+	CHECK_EQ_INT(nasty, 1);
+}
+
+/* SIGTERM ends a long poll and an SSE stream in flight, and the server exits 0 at once. */
+static void test_drain(void)
+{
+	srv d;
+	srv_start(&d, NULL);
+	later lp = {d.port, 0, "GET", "/v1/events?wait_ms=30000", NULL, 0, ""};
+	later sse = {d.port, 0, "GET", "/v1/events/stream", NULL, 0, ""};
+	pthread_t poll_thread, sse_thread;
+	pthread_create(&poll_thread, NULL, request_later, &lp);
+	pthread_create(&sse_thread, NULL, request_later, &sse);
+	usleep(300 * 1000);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_EQ_INT(srv_stop(&d), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_join(poll_thread, NULL);
+	pthread_join(sse_thread, NULL);
+	CHECK(t1.tv_sec - t0.tv_sec < 5);
+	CHECK_EQ_INT(lp.status, 200);
+	CHECK_STR_EQ(lp.reply, "{\"events\":[],\"last_position\":0}");
+	CHECK_EQ_INT(sse.status, 200);
 }
 
 /* A map capped at 1 MiB fills up: 507 storage_full, and reads still work. */
@@ -512,6 +742,7 @@ static void test_full(void)
 int main(void)
 {
 	srv_start(&S, NULL);
+	CHECK_RUN(test_present);
 	CHECK_RUN(test_health);
 	CHECK_RUN(test_create);
 	CHECK_RUN(test_append);
@@ -526,7 +757,12 @@ int main(void)
 	CHECK_RUN(test_protobuf);
 	CHECK_RUN(test_gzip);
 	CHECK_RUN(test_http_errors);
+	CHECK_RUN(test_traceparent);
+	CHECK_RUN(test_paging_caps);
 	CHECK_RUN(test_full);
-	CHECK_EQ_INT(srv_stop(&S), 0);
+	CHECK_RUN(test_drain);
+	CHECK_EQ_INT(srv_stop_keep(&S), 0);
+	CHECK_RUN(test_log);
+	nftw(S.dir, srv_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return check_finish();
 }
