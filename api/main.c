@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@ static const char usage_text[] =
     "                      one tenant 'default', no auth, loopback addresses only\n"
     "  --no-sync           DANGER: no fsync; acknowledged appends can be lost (tests only)\n"
     "  --log-level LEVEL   error, warn, info (default) or debug\n"
+    "  --retention-interval SECONDS\n"
+    "                      apply the conversations' retention policies this often (default\n"
+    "                      60; 0: never)\n"
     "  --keygen TENANT ROLE  print a new token and its key-file line, and exit\n"
     "  --routes            print the route table (METHOD PATH) and exit\n"
     "  --help              this text\n";
@@ -56,6 +60,7 @@ enum {
 	OPT_KEYS,
 	OPT_NO_SYNC,
 	OPT_LOG_LEVEL,
+	OPT_RETENTION,
 	OPT_KEYGEN,
 	OPT_ROUTES,
 	OPT_HELP
@@ -73,6 +78,7 @@ static const struct option options[] = {
     {"keys", required_argument, NULL, OPT_KEYS},
     {"no-sync", no_argument, NULL, OPT_NO_SYNC},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"retention-interval", required_argument, NULL, OPT_RETENTION},
     {"keygen", required_argument, NULL, OPT_KEYGEN},
     {"routes", no_argument, NULL, OPT_ROUTES},
     {"help", no_argument, NULL, OPT_HELP},
@@ -135,6 +141,11 @@ static int flag_value(cs_config *c, int opt, const char *v)
 		return number_in(&c->max_map, v, 1u << 20, SIZE_MAX / 2) ? 0
 									 : bad_flag("max-map", v);
 	case OPT_LOG_LEVEL: return log_level_parse(&c->log_level, v) ? 0 : bad_flag("log-level", v);
+	case OPT_RETENTION:
+		if (!number_in(&n, v, 0, 86400 * 365))
+			return bad_flag("retention-interval", v);
+		c->retention_interval = (unsigned)n;
+		return 0;
 	default: fputs(usage_text, stderr); return 2;
 	}
 }
@@ -230,6 +241,38 @@ static int open_store(cs_server *srv, cs_error *err)
 	return cs_store_open(&srv->store, &o, err);
 }
 
+/* Apply the retention policies (the store removes what they no longer keep). */
+static void sweep(cs_server *srv)
+{
+	uint64_t removed = 0;
+	cs_error err = CS_ERROR_INIT;
+	if (cs_store_retention_sweep(&removed, srv->store, 0, &err))
+		cs_log(srv, CS_LOG_ERROR, "retention sweep: %s", err.msg);
+	else if (removed)
+		cs_log(srv, CS_LOG_INFO, "retention sweep removed %llu events",
+		       (unsigned long long)removed);
+}
+
+/* Wait for SIGINT or SIGTERM on this (the main) thread, sweeping every retention interval
+ * meanwhile; the signal's number. */
+static int wait_for_stop(cs_server *srv, const sigset_t *stop)
+{
+	unsigned every = srv->cfg.retention_interval;
+	for (;;) {
+		if (!every) {
+			int sig = 0;
+			sigwait(stop, &sig);
+			return sig;
+		}
+		struct timespec t = {.tv_sec = every};
+		int sig = sigtimedwait(stop, NULL, &t);
+		if (sig > 0)
+			return sig;
+		if (errno == EAGAIN)
+			sweep(srv);
+	}
+}
+
 /* Serve until SIGINT or SIGTERM, then drain. */
 static int serve(cs_server *srv, const struct sockaddr_storage *addr)
 {
@@ -250,8 +293,7 @@ static int serve(cs_server *srv, const struct sockaddr_storage *addr)
 	fflush(stdout);
 	cs_log(srv, CS_LOG_INFO, "convstored serving %s on %s port %u%s", srv->cfg.data,
 	       srv->cfg.listen, port, srv->keys ? "" : " (no key file: tenant default, no auth)");
-	int sig = 0;
-	sigwait(&stop, &sig);
+	int sig = wait_for_stop(srv, &stop);
 	cs_log(srv, CS_LOG_INFO, "signal %d: draining %d in-flight requests", sig,
 	       atomic_load(&srv->in_flight));
 	cs_server_drain(srv, DRAIN_GRACE_MS);
@@ -269,7 +311,8 @@ int main(int argc, char **argv)
 			 .max_body = CS_DEFAULT_MAX_BODY,
 			 .max_event = CS_DEFAULT_MAX_EVENT_BYTES,
 			 .max_events = CS_DEFAULT_MAX_REQUEST_EVENTS,
-			 .log_level = CS_LOG_INFO};
+			 .log_level = CS_LOG_INFO,
+			 .retention_interval = 60};
 	int rc = parse_flags(c, argc, argv);
 	if (rc >= 0)
 		return rc;

@@ -72,6 +72,7 @@ typedef struct cs_config {
 	const char *keys;   /* key file; NULL: one tenant "default", no auth, loopback only */
 	bool no_sync;
 	enum cs_log_level log_level;
+	unsigned retention_interval; /* seconds between retention sweeps; 0: none */
 } cs_config;
 
 typedef struct cs_keyring cs_keyring;

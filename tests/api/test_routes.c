@@ -714,6 +714,41 @@ static void test_drain(void)
 	CHECK_EQ_INT(sse.status, 200);
 }
 
+/* The server applies retention policies every --retention-interval seconds: a conversation
+ * created with max_events 2 keeps its 2 newest events, and its state stays whole. */
+static void test_retention_sweep(void)
+{
+	srv r;
+	const char *args[] = {"--retention-interval", "1", NULL};
+	srv_start(&r, args);
+	CHECK_EQ_INT(srv_json(&r, NULL, "POST", "/v1/conversations",
+			      "{\"id\":\"kept\",\"retention\":{\"max_events\":2}}"),
+		     201);
+	for (int i = 0; i < 5; i++)
+		CHECK_EQ_INT(srv_json(&r, NULL, "POST", "/v1/conversations/kept/events",
+				      "{\"events\":[{\"message\":{\"role\":\"user\","
+				      "\"content\":\"hi\"}}]}"),
+			     201);
+	json_t *b = NULL;
+	size_t n = 6;
+	for (int tries = 0; tries < 50 && n > 2; tries++) { /* up to 5 s for a sweep to run */
+		usleep(100 * 1000);
+		CHECK_EQ_INT(
+		    srv_json(&r, &b, "GET", "/v1/conversations/kept/events?limit=10", NULL), 200);
+		n = json_array_size(json_object_get(b, "events"));
+		if (n == 2)
+			CHECK_EQ_INT(
+			    jint(json_array_get(json_object_get(b, "events"), 0), "version"), 5);
+		json_decref(b);
+	}
+	CHECK_EQ_INT(n, 2);
+	CHECK_EQ_INT(srv_json(&r, &b, "GET", "/v1/conversations/kept", NULL), 200);
+	CHECK_EQ_INT(jint(json_object_get(b, "counts"), "events"), 6);
+	CHECK_EQ_INT(jint(b, "first_version"), 5);
+	json_decref(b);
+	CHECK_EQ_INT(srv_stop(&r), 0);
+}
+
 /* A map capped at 1 MiB fills up: 507 storage_full, and reads still work. */
 static void test_full(void)
 {
@@ -760,6 +795,7 @@ int main(void)
 	CHECK_RUN(test_traceparent);
 	CHECK_RUN(test_paging_caps);
 	CHECK_RUN(test_full);
+	CHECK_RUN(test_retention_sweep);
 	CHECK_RUN(test_drain);
 	CHECK_EQ_INT(srv_stop_keep(&S), 0);
 	CHECK_RUN(test_log);
