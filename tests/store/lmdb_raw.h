@@ -166,6 +166,44 @@ static inline void raw_position_key(unsigned char key[8], uint64_t pos)
 	}
 }
 
+/*
+ * The key of a conversation's head in `streams` (keys.c): [len][tenant][len][conversation] then
+ * 8 bytes of 0xff, in @k (RAW_KEY_MAX bytes); returns its length.
+ */
+#define RAW_KEY_MAX (2 + 2 * 255 + 8)
+static inline size_t raw_head_key(unsigned char *k, const char *tenant, const char *conv)
+{
+	size_t n = 0, lt = strlen(tenant), lc = strlen(conv);
+	k[n++] = (unsigned char)lt;
+	memcpy(k + n, tenant, lt);
+	n += lt;
+	k[n++] = (unsigned char)lc;
+	memcpy(k + n, conv, lc);
+	n += lc;
+	memset(k + n, 0xff, 8);
+	return n + 8;
+}
+
+/* Flip (xor 0x20) byte @at of the value under @key in @db; MDB_NOTFOUND also when @at is past
+ * its end. */
+static inline int raw_flip(const char *path, const char *db, const void *key, size_t key_len,
+			   size_t at)
+{
+	void *val;
+	size_t len;
+	int rc = raw_get(path, db, key, key_len, &val, &len);
+	if (rc)
+		return rc;
+	if (at < len) {
+		((unsigned char *)val)[at] ^= 0x20;
+		rc = raw_put(path, db, false, key, key_len, val, len);
+	} else {
+		rc = MDB_NOTFOUND;
+	}
+	free(val);
+	return rc;
+}
+
 /* Called on every record of every named database by raw_walk_all(); non-zero stops the walk. */
 typedef int (*raw_visit_fn)(const char *db, const MDB_val *key, const MDB_val *val, void *arg);
 

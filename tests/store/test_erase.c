@@ -16,6 +16,8 @@
  *  - purge removes the tombstone (the id starts again at version 1); erase with purge of a live
  *    conversation leaves no tombstone; unknown ids and other tenants are CS_ENOTFOUND.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,6 +445,69 @@ static void test_erase_from_the_end(void)
 	cs_store_close(s);
 }
 
+#define SIDE_APPENDS 300
+
+/* Appends to "ok" of a store while another conversation's erase fails. */
+typedef struct side_appends {
+	cs_store *s;
+	Convstore__V1__Event *evs[SIDE_APPENDS];
+	int failed;
+	atomic_bool done;
+} side_appends;
+
+static void *append_side(void *arg)
+{
+	side_appends *sa = arg;
+	for (int i = 0; i < SIDE_APPENDS; i++)
+		sa->failed += vw_append(NULL, sa->s, T, "ok", &sa->evs[i], 1) != CS_OK;
+	atomic_store(&sa->done, true);
+	return NULL;
+}
+
+/*
+ * Erasing a conversation whose head is damaged fails alone with CS_ECORRUPT: appends to another
+ * conversation committed meanwhile (some in the same batch) all succeed. Once rebuild repairs
+ * the head, the erase works.
+ */
+static void test_erase_damaged(void)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/damaged", dir);
+	cs_store *s = vw_open_in(dir, "damaged", 4);
+	side_appends sa = {.s = s};
+	for (int i = 0; i < SIDE_APPENDS; i++)
+		sa.evs[i] = ev_message(&A, NULL, "user", "side");
+	bool ok = vw_append(NULL, s, T, "bad", &sa.evs[0], 1) == CS_OK &&
+		  vw_append(NULL, s, T, "ok", &sa.evs[0], 1) == CS_OK;
+	vw_reopen(&s, NULL, 0);
+	unsigned char key[RAW_KEY_MAX];
+	ok = ok && CHECK_EQ_INT(raw_flip(p, "streams", key, raw_head_key(key, T, "bad"), 20), 0);
+	vw_reopen(&s, p, 4);
+	sa.s = s;
+	pthread_t th;
+	if (!CHECK(ok) || !CHECK_EQ_INT(pthread_create(&th, NULL, append_side, &sa), 0)) {
+		cs_store_close(s);
+		return;
+	}
+	int erases = 0, not_corrupt = 0;
+	cs_append_result r;
+	cs_error err = CS_ERROR_INIT;
+	while (!atomic_load(&sa.done) || erases == 0) {
+		not_corrupt += cs_store_erase(&r, s, T, "bad", false, &err) != CS_ECORRUPT;
+		erases++;
+	}
+	pthread_join(th, NULL);
+	CHECK(erases > 0);
+	CHECK_EQ_INT(not_corrupt, 0);
+	CHECK_EQ_INT(sa.failed, 0);
+	CHECK_EQ_INT(fx_count(s, T, "ok"), 1 + SIDE_APPENDS);
+	cs_rebuild_report rb = {0};
+	CHECK_EQ_INT(cs_store_rebuild(&rb, s, &err), CS_OK);
+	CHECK_EQ_INT(cs_store_erase(&r, s, T, "bad", false, &err), CS_OK);
+	CHECK_EQ_UINT(fx_version(s, T, "bad"), 0);
+	cs_store_close(s);
+}
+
 int main(void)
 {
 	fx_tmpdir(dir, "erase");
@@ -458,6 +523,7 @@ int main(void)
 	CHECK_RUN(test_tombstone);
 	CHECK_RUN(test_purge);
 	CHECK_RUN(test_erase_from_the_end);
+	CHECK_RUN(test_erase_damaged);
 	cs_store_close(S);
 	for (int k = 0; k < 3; k++) {
 		free(keep_stream[k]);

@@ -304,6 +304,36 @@ static void test_forks_of_forks(void)
 	json_decref(my);
 }
 
+/*
+ * A fork of a fork that stops inside the grandparent: gx (1..4), gy = fork(gx@4) with its own
+ * 5, 6, gz = fork(gy@2). gz's stream is gx's 1, 2 and its own conversation_forked at 3,
+ * nothing of gx after 2 nor of gy; its messages are gx's at 2.
+ */
+static void test_fork_inside_grandparent(void)
+{
+	for (int i = 1; i <= 4; i++)
+		APPEND("gx", user(ev_strf(&A, "gx%d", i)));
+	if (!fork_ok("gx", 4, "gy", "gy"))
+		return;
+	APPEND("gy", user("gy6"));
+	if (!fork_ok("gy", 2, "gz", "gz"))
+		return;
+	char *fwd = vw_read_versions(S, T, "gz", 1, 100, CS_FORWARD);
+	char *bwd = vw_read_versions(S, T, "gz", 0, 100, CS_BACKWARD);
+	CHECK_STR_EQ(fwd, "gx:1 gx:2 gz:3 | next 0");
+	CHECK_STR_EQ(bwd, "gz:3 gx:2 gx:1 | next 0");
+	free(fwd);
+	free(bwd);
+	int rc;
+	json_t *mz = vw_messages_json(S, T, "gz", 0, &rc);
+	json_t *mx = vw_messages_json(S, T, "gx", 2, &rc);
+	CHECK(mz && json_array_size(mz) == 2);
+	CHECK(vw_json_equal(mz, mx, "messages of gz and of gx at 2"));
+	json_decref(mz);
+	json_decref(mx);
+	CHECK_EQ_UINT(fx_version(S, T, "gz"), 3);
+}
+
 /* The forks of @conv as "id@at,id@at" (empty when none); NULL on error with *rc set. */
 static char *forks_of(const char *conv, int *rc)
 {
@@ -416,6 +446,7 @@ int main(void)
 	CHECK_RUN(test_fork_state);
 	CHECK_RUN(test_parent_moves_on);
 	CHECK_RUN(test_forks_of_forks);
+	CHECK_RUN(test_fork_inside_grandparent);
 	CHECK_RUN(test_fork_list);
 	CHECK_RUN(test_fork_errors);
 	CHECK_RUN(test_erase_with_forks);

@@ -535,6 +535,33 @@ static void test_paging_threaded(void)
 
 /* ---- tenants ----------------------------------------------------------------------------- */
 
+/*
+ * A conversation truncated by retention between pages is still listed: A (max_events 1) and B;
+ * page 1 (limit 1) is B; A is appended to, and the sweep removes every event it had at the
+ * first page; the pages after page 1 are exactly A.
+ */
+static void test_paging_truncated(void)
+{
+	const char *tn = "trunc";
+	cs_error err = CS_ERROR_INIT;
+	int rc = cs_store_create(NULL, S, tn, "A",
+				 vw_created(&A, "a", NULL, vw_retention(&A, 1, 0)), &err);
+	if (!CHECK_EQ_INT(vw_said(rc, "create", "A", &err), CS_OK) ||
+	    !CHECK(create(tn, "B", "b", NULL)))
+		return;
+	cs_list_query q = {.limit = 1};
+	char *cursor = NULL;
+	CHECK_STR_EQ(page_ids(tn, &q, &rc, &cursor), "B");
+	if (!CHECK(cursor))
+		return;
+	CHECK(touch(tn, "A") > 0);
+	uint64_t removed = 0;
+	CHECK_EQ_INT(cs_store_retention_sweep(&removed, S, 0, &err), CS_OK);
+	CHECK_EQ_UINT(removed, 1);
+	q.cursor = cursor;
+	CHECK_STR_EQ(all_ids(tn, q), "A");
+}
+
 static void test_tenants(void)
 {
 	bool ok = create("ta", "same", "A", NULL) && create("tb", "same", "B", NULL) &&
@@ -568,6 +595,7 @@ int main(void)
 	CHECK_RUN(test_paging_interleaved);
 	CHECK_RUN(test_paging_threaded);
 	CHECK_RUN(test_tenants);
+	CHECK_RUN(test_paging_truncated);
 	cs_store_close(S);
 	ev_arena_free(&A);
 	fx_rmrf(dir);

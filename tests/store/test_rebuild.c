@@ -423,6 +423,169 @@ static void test_forged_usage(void)
 	free(f.key);
 }
 
+static void long_parent(ProtobufCMessage *msg)
+{
+	Convstore__V1__ParentRef *parent = malloc(sizeof *parent);
+	char *id = malloc(501);
+	if (!parent || !id)
+		exit(1);
+	convstore__v1__parent_ref__init(parent);
+	memset(id, 'p', 500);
+	id[500] = '\0';
+	parent->id = id;
+	parent->version = 1;
+	Convstore__V1__Head *h = (Convstore__V1__Head *)msg;
+	vw_free(h->parent);
+	h->parent = parent; /* freed with the head */
+}
+
+/* A head with a valid CRC whose parent id is 500 bytes (no id is longer than 128): reads
+ * refuse it as damaged (once, a key was built from it without a length check). */
+static void test_long_parent_id(void)
+{
+	cs_key k;
+	head_key(&k, T, "a2");
+	if (!CHECK(forge("streams", k.b, k.len, &convstore__v1__head__descriptor, long_parent)))
+		return;
+	Convstore__V1__ConversationState *st = NULL;
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(cs_store_state(&st, S, T, "a2", 1, &err), CS_ECORRUPT);
+	vw_free(st);
+	detect_and_repair("head with a long parent id", "a2");
+}
+
+/* ---- stores of their own ----------------------------------------------------------------- */
+
+/* Verify @s: its code, with the problems in *problems and the message in @err. */
+static int verify_of(cs_store *s, uint64_t *problems, cs_error *err)
+{
+	cs_verify_report rep = {0};
+	*err = (cs_error)CS_ERROR_INIT;
+	int rc = cs_store_verify(&rep, s, err);
+	*problems = rep.problems;
+	return rc;
+}
+
+/* Rebuild @s: the differences found, UINT64_MAX (and a failed check) when it fails. */
+static uint64_t rebuild_of(cs_store *s)
+{
+	cs_rebuild_report rb = {0};
+	cs_error err = CS_ERROR_INIT;
+	if (!CHECK_EQ_INT(cs_store_rebuild(&rb, s, &err), CS_OK)) {
+		fprintf(stderr, "  rebuild: %s\n", err.msg);
+		return UINT64_MAX;
+	}
+	return rb.differences;
+}
+
+/* Verify @s finds nothing. */
+static void verify_clean(cs_store *s)
+{
+	uint64_t problems;
+	cs_error err;
+	if (!CHECK_EQ_INT(verify_of(s, &problems, &err), CS_OK) || !CHECK_EQ_UINT(problems, 0))
+		fprintf(stderr, "  verify: %s\n", err.msg);
+}
+
+static bool messages_to(cs_store *s, const char *conv, int n)
+{
+	bool ok = true;
+	for (int i = 0; ok && i < n; i++) {
+		Convstore__V1__Event *e =
+		    ev_message(&A, NULL, "user", ev_strf(&A, "%s%d", conv, i));
+		ok = vw_append(NULL, s, T, conv, &e, 1) == CS_OK;
+	}
+	return ok;
+}
+
+/*
+ * A fork of a truncated fork: X (1..4); Y = fork(X@4) with max_events 1 and two own events,
+ * swept; Z = fork(Y@2), whose versions 1, 2 are X's. Verify is clean, and rebuild finds no
+ * difference and leaves Z as it was (version 3, one message; it once rebuilt Z from Y's
+ * retention snapshot, at version 6).
+ */
+static void test_fork_of_truncated_fork(void)
+{
+	cs_store *s = vw_open_in(dir, "forkfork", 4);
+	cs_error err = CS_ERROR_INIT;
+	Convstore__V1__ConversationForked *f = vw_forked(&A, NULL, NULL);
+	f->retention = vw_retention(&A, 1, 0);
+	uint64_t removed = 0;
+	bool ok = CHECK_EQ_INT(cs_store_create(NULL, s, T, "X", NULL, &err), CS_OK) &&
+		  messages_to(s, "X", 3) &&
+		  CHECK_EQ_INT(cs_store_fork(NULL, s, T, "X", 4, "Y", f, &err), CS_OK) &&
+		  messages_to(s, "Y", 2) &&
+		  CHECK_EQ_INT(cs_store_retention_sweep(&removed, s, 0, &err), CS_OK) &&
+		  CHECK_EQ_UINT(removed, 2) &&
+		  CHECK_EQ_INT(cs_store_fork(NULL, s, T, "Y", 2, "Z", NULL, &err), CS_OK);
+	size_t lb = 0, la = 0;
+	uint8_t *before = ok ? vw_state_bytes(s, T, "Z", 0, true, &lb) : NULL;
+	if (CHECK(before)) {
+		verify_clean(s);
+		CHECK_EQ_UINT(rebuild_of(s), 0);
+		verify_clean(s);
+		CHECK_EQ_UINT(fx_version(s, T, "Z"), 3);
+		int rc;
+		Convstore__V1__ConversationState *st = vw_state(s, T, "Z", 0, &rc);
+		if (CHECK(st)) {
+			CHECK_EQ_UINT(st->version, 3);
+			CHECK_EQ_UINT(st->n_messages, 1);
+		}
+		vw_free(st);
+		uint8_t *after = vw_state_bytes(s, T, "Z", 0, true, &la);
+		if (CHECK(after))
+			CHECK_MEM_EQ(after, la, before, lb);
+		free(after);
+	}
+	free(before);
+	cs_store_close(s);
+}
+
+/* Snapshots are a cache: a store written with snapshot_every 4 and reopened with 3 is healthy;
+ * rebuild rewrites them at the new cadence, and verify is clean after it too. */
+static void test_other_snapshot_cadence(void)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/cadence", dir);
+	cs_store *s = vw_open_in(dir, "cadence", 4);
+	if (CHECK(messages_to(s, "X", 10))) {
+		verify_clean(s);
+		vw_reopen(&s, p, 3);
+		verify_clean(s);
+		CHECK(rebuild_of(s) != UINT64_MAX);
+		verify_clean(s);
+		CHECK_EQ_UINT(fx_version(s, T, "X"), 10);
+	}
+	cs_store_close(s);
+}
+
+/* One damaged list entry (X's, now naming "x") is one problem, named, and one difference. */
+static void test_one_list_entry(void)
+{
+	char p[PATH_MAX + 16];
+	snprintf(p, sizeof p, "%s/listentry", dir);
+	cs_store *s = vw_open_in(dir, "listentry", 0);
+	bool ok = CHECK(messages_to(s, "X", 1));
+	vw_reopen(&s, NULL, 0);
+	void *key = NULL;
+	size_t key_len = 0;
+	ok = ok && CHECK_EQ_INT(raw_find_value(p, "list", "X", 1, &key, &key_len), 0) &&
+	     CHECK_EQ_INT(raw_flip(p, "list", key, key_len, 0), 0);
+	free(key);
+	vw_reopen(&s, p, 0);
+	uint64_t problems = 0;
+	cs_error err;
+	if (ok) {
+		CHECK_EQ_INT(verify_of(s, &problems, &err), CS_ECORRUPT);
+		CHECK_EQ_UINT(problems, 1);
+		CHECK_STR_CONTAINS(err.msg, "\"X\"");
+		CHECK_STR_CONTAINS(err.msg, "tenant \"t\"");
+		CHECK_EQ_UINT(rebuild_of(s), 1);
+		verify_clean(s);
+	}
+	cs_store_close(s);
+}
+
 int main(void)
 {
 	fx_tmpdir(dir, "rebuild");
@@ -433,6 +596,10 @@ int main(void)
 	CHECK_RUN(test_flipped_head);
 	CHECK_RUN(test_flipped_snapshot);
 	CHECK_RUN(test_forged_usage);
+	CHECK_RUN(test_long_parent_id);
+	CHECK_RUN(test_fork_of_truncated_fork);
+	CHECK_RUN(test_other_snapshot_cadence);
+	CHECK_RUN(test_one_list_entry);
 	cs_store_close(S);
 	dump_free(&healthy);
 	free(saved.key);

@@ -377,26 +377,12 @@ static void test_head_ahead_of_index(void)
 	intact_again(v);
 }
 
-/* The key of CONV's head in `streams`: [len][tenant][len][conversation] then 8 bytes of 0xff. */
-static size_t head_key(unsigned char *k)
-{
-	size_t n = 0;
-	k[n++] = (unsigned char)strlen(T);
-	memcpy(k + n, T, strlen(T));
-	n += strlen(T);
-	k[n++] = (unsigned char)strlen(CONV);
-	memcpy(k + n, CONV, strlen(CONV));
-	n += strlen(CONV);
-	memset(k + n, 0xff, 8);
-	return n + 8;
-}
-
 /* The head is gone while the conversation's events and index remain: verify must notice, and
  * name the position of the conversation's last event. */
 static void test_missing_head(void)
 {
-	unsigned char key[64];
-	size_t key_len = head_key(key);
+	unsigned char key[RAW_KEY_MAX];
+	size_t key_len = raw_head_key(key, T, CONV);
 	void *orig;
 	size_t orig_len;
 	if (!CHECK_EQ_INT(raw_get(dir, "streams", key, key_len, &orig, &orig_len), 0))
@@ -439,8 +425,8 @@ static void test_meta_behind_log(void)
 /* An id index entry that names the wrong event: verify must report it. */
 static void test_bad_id_entry(void)
 {
-	unsigned char key[64];
-	size_t n = head_key(key) - 8;
+	unsigned char key[RAW_KEY_MAX];
+	size_t n = raw_head_key(key, T, CONV) - 8;
 	memcpy(key + n, "no-such-id", 10);
 	unsigned char version[8];
 	raw_position_key(version, 2); /* a big-endian version, like a real entry */

@@ -23,6 +23,7 @@
 #include "../check.h"
 #include "events.h"
 #include "fixture.h"
+#include "lmdb_raw.h"
 #include "views.h"
 
 #define T "t"
@@ -343,6 +344,174 @@ static void test_forks_protected(void)
 	CHECK_EQ_INT(fx_count(S, T, "p"), 2);
 }
 
+/*
+ * A call asked below the cut (version 2) and one asked at it (4), both answered after it (6,
+ * 7): at every version between the cut and the answers the state shows them pending WITH their
+ * arguments, as the store without retention does.
+ */
+static void test_pending_across_cut(void)
+{
+	cs_store *st[2] = {S, R};
+	bool ok = create(S, "args", vw_retention(&A, 3, 0)) && create(R, "args", NULL);
+	for (int i = 0; ok && i < 2; i++) {
+		Convstore__V1__Event *r = ev_model_response(&A, NULL, "gpt-4o", NULL);
+		ev_add_tool_call(&A, r, "c2", "fn", "{\"b\":2}");
+		Convstore__V1__Event *e[6] = {
+		    ev_tool_call(&A, NULL, "c1", "fn", "{\"a\":1}"),
+		    ev_message(&A, NULL, "user", "hi"),
+		    r,
+		    ev_message(&A, NULL, "user", "still there?"),
+		    ev_tool_result(&A, NULL, "c1", "fn", "ok"),
+		    ev_tool_result(&A, NULL, "c2", "fn", "ok"),
+		};
+		for (int j = 0; ok && j < 6; j++)
+			ok = vw_append(NULL, st[i], T, "args", &e[j], 1) == CS_OK;
+	}
+	if (!CHECK(ok))
+		return;
+	CHECK_EQ_UINT(sweep(S, 0), 4);
+	CHECK(kept_versions(S, "args", 5, 7));
+	for (uint64_t v = 5; v <= 7; v++)
+		check_state_kept("args", v, 5);
+	int rc;
+	Convstore__V1__ConversationState *at5 = vw_state(S, T, "args", 5, &rc);
+	if (CHECK(at5) && CHECK_EQ_UINT(at5->n_pending_tool_calls, 2)) {
+		CHECK_STR_EQ(at5->pending_tool_calls[0]->id, "c1");
+		CHECK_STR_EQ(at5->pending_tool_calls[0]->arguments, "{\"a\":1}");
+		CHECK_STR_EQ(at5->pending_tool_calls[1]->id, "c2");
+		CHECK_STR_EQ(at5->pending_tool_calls[1]->arguments, "{\"b\":2}");
+	}
+	vw_free(at5);
+	Convstore__V1__ConversationState *at6 = vw_state(S, T, "args", 6, &rc);
+	if (CHECK(at6) && CHECK_EQ_UINT(at6->n_pending_tool_calls, 1))
+		CHECK_STR_EQ(at6->pending_tool_calls[0]->arguments, "{\"b\":2}");
+	vw_free(at6);
+}
+
+/* Create "age" with retention.max_age_seconds @max_age. */
+static int create_aged(uint64_t max_age, cs_error *err)
+{
+	return cs_store_create(NULL, S, T, "age",
+			       vw_created(&A, NULL, NULL, vw_retention(&A, 0, max_age)), err);
+}
+
+/* max_age_seconds is at most 100 years: UINT64_MAX ("for ever") once wrapped to -1 and removed
+ * everything. */
+static void test_max_age_capped(void)
+{
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(create_aged(UINT64_MAX, &err), CS_EINVAL);
+	CHECK_STR_CONTAINS(err.msg, "max_age_seconds");
+	err = (cs_error)CS_ERROR_INIT;
+	CHECK_EQ_INT(create_aged(3155760000ull + 1, &err), CS_EINVAL); /* 100 years and 1 s */
+	CHECK_STR_CONTAINS(err.msg, "max_age_seconds");
+	CHECK_EQ_UINT(fx_version(S, T, "age"), 0);
+	if (!CHECK_EQ_INT(create_aged(3155760000ull, &err), CS_OK))
+		fprintf(stderr, "  create: %s\n", err.msg);
+	for (int i = 0; i < 3; i++) {
+		Convstore__V1__Event *e = numbered(1);
+		CHECK_EQ_INT(vw_append(NULL, S, T, "age", &e, 1), CS_OK);
+	}
+	CHECK_EQ_UINT(sweep(S, 0), 0);
+	CHECK_EQ_INT(fx_count(S, T, "age"), 4);
+}
+
+/* Append @n messages to @conv of @s, one per append. */
+static bool append_n(cs_store *s, const char *conv, int n)
+{
+	bool ok = true;
+	for (int i = 0; ok && i < n; i++) {
+		Convstore__V1__Event *e = numbered(1);
+		ok = vw_append(NULL, s, T, conv, &e, 1) == CS_OK;
+	}
+	return ok;
+}
+
+/* The stream read of @conv in @s from @from as vw_read_versions() shows it equals @want. */
+static void reads(cs_store *s, const char *conv, uint64_t from, enum cs_direction d,
+		  const char *want)
+{
+	char *got = vw_read_versions(s, T, conv, from, 100, d);
+	if (!CHECK_STR_EQ(got, want))
+		fprintf(stderr, "  read %s from %llu %s\n", conv, (unsigned long long)from,
+			d == CS_FORWARD ? "forward" : "backward");
+	free(got);
+}
+
+/*
+ * Retention removed every event of a conversation's own (max_age 10 s, swept with a clock
+ * 100 s ahead): "gone" (versions 1..4) holds nothing, "fk" (a fork of "base" at 5, with its
+ * own 6..9) holds its parent's 1..5. Reads forward from 1, from a removed version and backward
+ * are CS_OK with exactly what is held.
+ */
+static void test_all_own_removed(void)
+{
+	cs_store *s = vw_open_in(dir, "gone", 4);
+	cs_error err = CS_ERROR_INIT;
+	Convstore__V1__ConversationForked *f = vw_forked(&A, NULL, NULL);
+	f->retention = vw_retention(&A, 0, 10);
+	bool ok =
+	    CHECK_EQ_INT(cs_store_create(NULL, s, T, "gone",
+					 vw_created(&A, NULL, NULL, vw_retention(&A, 0, 10)), &err),
+			 CS_OK) &&
+	    append_n(s, "gone", 3) && append_n(s, "base", 5) &&
+	    CHECK_EQ_INT(cs_store_fork(NULL, s, T, "base", 5, "fk", f, &err), CS_OK) &&
+	    append_n(s, "fk", 3);
+	if (CHECK(ok) && CHECK_EQ_UINT(sweep(s, fx_now() + 100), 4 + 4)) {
+		reads(s, "gone", 1, CS_FORWARD, "| next 0");
+		reads(s, "gone", 3, CS_FORWARD, "| next 0");
+		reads(s, "gone", 0, CS_BACKWARD, "| next 0");
+		reads(s, "gone", 3, CS_BACKWARD, "| next 0");
+		const char *up = "base:1 base:2 base:3 base:4 base:5 | next 0";
+		const char *down = "base:5 base:4 base:3 base:2 base:1 | next 0";
+		reads(s, "fk", 1, CS_FORWARD, up);
+		reads(s, "fk", 7, CS_FORWARD, "| next 0");
+		reads(s, "fk", 0, CS_BACKWARD, down);
+		reads(s, "fk", 8, CS_BACKWARD, down);
+		CHECK_EQ_UINT(fx_version(s, T, "gone"), 4);
+		CHECK_EQ_UINT(fx_version(s, T, "fk"), 9);
+		cs_verify_report rep = {0};
+		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_OK);
+	}
+	cs_store_close(s);
+}
+
+/*
+ * A conversation whose head is damaged does not stop the sweep: the policy of the other one is
+ * applied, the damaged one is left for verify and rebuild, and swept once repaired.
+ */
+static void test_sweep_past_damage(void)
+{
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/damaged", dir);
+	cs_store *s = vw_open_in(dir, "damaged", 4);
+	cs_error err = CS_ERROR_INIT;
+	const char *convs[2] = {"bad", "good"};
+	bool ok = true;
+	for (int i = 0; ok && i < 2; i++)
+		ok = CHECK_EQ_INT(
+			 cs_store_create(NULL, s, T, convs[i],
+					 vw_created(&A, NULL, NULL, vw_retention(&A, 1, 0)), &err),
+			 CS_OK) &&
+		     append_n(s, convs[i], 3);
+	vw_reopen(&s, NULL, 0);
+	unsigned char key[RAW_KEY_MAX];
+	ok = ok && CHECK_EQ_INT(raw_flip(path, "streams", key, raw_head_key(key, T, "bad"), 20), 0);
+	vw_reopen(&s, path, 4);
+	if (CHECK(ok)) {
+		CHECK_EQ_UINT(sweep(s, 0), 3);
+		CHECK_EQ_INT(fx_count(s, T, "good"), 1);
+		cs_verify_report rep = {0};
+		CHECK_EQ_INT(cs_store_verify(&rep, s, &err), CS_ECORRUPT);
+		CHECK_STR_CONTAINS(err.msg, "\"bad\"");
+		cs_rebuild_report rb = {0};
+		CHECK_EQ_INT(cs_store_rebuild(&rb, s, &err), CS_OK);
+		CHECK_EQ_UINT(sweep(s, 0), 3);
+		CHECK_EQ_INT(fx_count(s, T, "bad"), 1);
+	}
+	cs_store_close(s);
+}
+
 static void test_verify_and_rebuild(void)
 {
 	cs_verify_report rep = {0};
@@ -352,7 +521,7 @@ static void test_verify_and_rebuild(void)
 	cs_rebuild_report rb = {0};
 	CHECK_EQ_INT(cs_store_rebuild(&rb, S, &err), CS_OK);
 	CHECK_EQ_UINT(rb.differences, 0);
-	CHECK_EQ_UINT(rb.conversations, 3); /* r1, r2 and p; the forks were erased */
+	CHECK_EQ_UINT(rb.conversations, 5); /* r1, r2, p, args and age; the forks were erased */
 	CHECK_EQ_INT(cs_store_verify(&rep, S, &err), CS_OK);
 	check_state_kept("r1", 0, 16);
 }
@@ -366,7 +535,11 @@ int main(void)
 	CHECK_RUN(test_policy_by_update);
 	CHECK_RUN(test_max_age);
 	CHECK_RUN(test_forks_protected);
+	CHECK_RUN(test_pending_across_cut);
+	CHECK_RUN(test_max_age_capped);
 	CHECK_RUN(test_verify_and_rebuild);
+	CHECK_RUN(test_all_own_removed);
+	CHECK_RUN(test_sweep_past_damage);
 	cs_store_close(S);
 	cs_store_close(R);
 	ev_arena_free(&A);

@@ -6,6 +6,7 @@
  * codes of bad groups and ranges.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +221,69 @@ static void test_after_erase(void)
 	report_is("u1", CS_USAGE_BY_CONVERSATION, INT64_MIN, INT64_MAX, conv2, 2);
 }
 
+#define MANY	     20000
+#define MANY_THREADS 4
+
+/* Conversations c-<i> of tenant "many", i = @t, @t + MANY_THREADS, ...: one response each,
+ * with i + 1 input tokens. Several threads, so that the group commit batches them. */
+static void *append_many(void *arg)
+{
+	int t = (int)(intptr_t)arg, failed = 0;
+	ev_arena a = EV_ARENA_INIT;
+	for (int i = t; i < MANY; i += MANY_THREADS) {
+		Convstore__V1__Event *e = ev_model_response(&a, NULL, "m", "r");
+		ev_set_usage(&a, e, (uint64_t)i + 1, 1, 0, 0, 0.001);
+		char id[16];
+		snprintf(id, sizeof id, "c-%05d", i);
+		failed += vw_append(NULL, S, "many", id, &e, 1) != CS_OK;
+		ev_arena_free(&a);
+	}
+	return (void *)(intptr_t)failed;
+}
+
+/* By conversation over 20,000 conversations: one row each, in key order, each its own sum
+ * (once a linear search per row). */
+static void test_many_conversations(void)
+{
+	pthread_t th[MANY_THREADS];
+	int started = 0;
+	intptr_t failed = 0;
+	for (; started < MANY_THREADS; started++)
+		if (!CHECK_EQ_INT(
+			pthread_create(&th[started], NULL, append_many, (void *)(intptr_t)started),
+			0))
+			break;
+	for (int t = 0; t < started; t++) {
+		void *f;
+		pthread_join(th[t], &f);
+		failed += (intptr_t)f;
+	}
+	if (!CHECK_EQ_INT(failed, 0) || !CHECK_EQ_INT(started, MANY_THREADS))
+		return;
+	int rc;
+	Convstore__V1__UsageReport *u =
+	    vw_usage(S, "many", CS_USAGE_BY_CONVERSATION, INT64_MIN, INT64_MAX, &rc);
+	size_t bad = 0;
+	if (CHECK(u) && CHECK_EQ_UINT(u->n_rows, MANY)) {
+		for (size_t i = 0; i < MANY; i++) {
+			char id[16];
+			snprintf(id, sizeof id, "c-%05zu", i);
+			const Convstore__V1__UsageRow *r = u->rows[i];
+			bool ok = !strcmp(r->key, id) && r->input_tokens == i + 1 &&
+				  r->output_tokens == 1 && r->responses == 1;
+			if (!ok && bad++ < 3)
+				fprintf(stderr, "  row %zu: %s in %llu responses %llu\n", i, r->key,
+					(unsigned long long)r->input_tokens,
+					(unsigned long long)r->responses);
+		}
+	}
+	CHECK_EQ_UINT(bad, 0);
+	vw_free(u);
+	const want total = {"total",	     (uint64_t)MANY * (MANY + 1) / 2, MANY, 0, 0, MANY,
+			    MANY * 1000000ll};
+	report_is("many", CS_USAGE_TOTAL, INT64_MIN, INT64_MAX, &total, 1);
+}
+
 int main(void)
 {
 	fx_tmpdir(dir, "usage");
@@ -231,6 +295,7 @@ int main(void)
 	CHECK_RUN(test_tenants);
 	CHECK_RUN(test_errors);
 	CHECK_RUN(test_after_erase);
+	CHECK_RUN(test_many_conversations);
 	cs_store_close(S);
 	ev_arena_free(&A);
 	fx_rmrf(dir);

@@ -404,6 +404,33 @@ static inline const Convstore__V1__UsageRow *vw_usage_row(const Convstore__V1__U
 	return NULL;
 }
 
+/*
+ * One page of a stream read, as text to compare: each event as "conversation:version", then
+ * "| next N", e.g. "X:1 X:2 Z:3 | next 0"; "rc N" when the read fails. Malloc'd.
+ */
+static inline char *vw_read_versions(cs_store *s, const char *tenant, const char *conv,
+				     uint64_t from, size_t limit, enum cs_direction dir)
+{
+	cs_event_page p = {0};
+	cs_error err = CS_ERROR_INIT;
+	int rc = cs_store_read_stream(&p, s, tenant, conv, from, limit, dir, &err);
+	size_t cap = 32 + p.n * (CS_MAX_ID_LEN + 24), at = 0;
+	char *out = malloc(cap);
+	if (!out)
+		exit(1);
+	out[0] = '\0';
+	if (rc != CS_OK)
+		snprintf(out, cap, "rc %d", rc);
+	for (size_t i = 0; rc == CS_OK && i < p.n; i++)
+		at += (size_t)snprintf(out + at, cap - at, "%.*s:%llu ", CS_MAX_ID_LEN,
+				       p.events[i]->conversation_id,
+				       (unsigned long long)p.events[i]->version);
+	if (rc == CS_OK)
+		snprintf(out + at, cap - at, "| next %llu", (unsigned long long)p.next);
+	cs_event_page_deinit(&p);
+	return out;
+}
+
 /* The packed bytes of every event of a conversation in one malloc'd buffer (NULL on error). */
 static inline uint8_t *vw_stream_bytes(cs_store *s, const char *tenant, const char *conv,
 				       size_t *len)
