@@ -283,10 +283,7 @@ static int snap_take(cs_request *req, const Convstore__V1__Head *head, cs_error 
 		return cs_error_set(err, CS_ENOMEM, "out of memory for a snapshot");
 	req->snaps = grown;
 	cs_snap *sn = &grown[req->n_snaps];
-	/* A snapshot is a folded state: without the head's first_version (history.c). */
-	Convstore__V1__Head h = *head;
-	h.first_version = 0;
-	int rc = cs_record_pack(&sn->rec, &sn->len, &h.base, err);
+	int rc = cs_snapshot_pack(&sn->rec, &sn->len, head, err);
 	if (rc)
 		return rc;
 	sn->version = head->version;

@@ -120,6 +120,9 @@ int cs_record_unpack(ProtobufCMessage **out, const ProtobufCMessageDescriptor *d
 /* Pack @msg and frame it (no tail) into a malloc'd record. */
 int cs_record_pack(unsigned char **out, size_t *out_len, const ProtobufCMessage *msg,
 		   cs_error *err);
+/* The same, deflating bodies from @deflate_min bytes on (when that saves an eighth). */
+int cs_record_pack_min(unsigned char **out, size_t *out_len, const ProtobufCMessage *msg,
+		       size_t deflate_min, cs_error *err);
 
 /* ---- env.c ------------------------------------------------------------------------------- */
 
@@ -387,6 +390,10 @@ int cs_view_del(MDB_txn *txn, MDB_dbi dbi, const cs_key *k, cs_error *err);
 int cs_view_put_msg(MDB_txn *txn, MDB_dbi dbi, const cs_key *k, const ProtobufCMessage *msg,
 		    cs_error *err);
 bool cs_snapshot_due(const cs_store *s, uint64_t version);
+/* A snapshot record of @h: the folded state (first_version left out, history.c), deflated
+ * whenever that saves an eighth, however small. Every snapshot is packed by this. */
+int cs_snapshot_pack(unsigned char **out, size_t *out_len, const Convstore__V1__Head *h,
+		     cs_error *err);
 /* Store @h as the snapshot of @stream at h->version. */
 int cs_snapshot_put(MDB_txn *txn, cs_store *s, const cs_key *stream, const Convstore__V1__Head *h,
 		    cs_error *err);

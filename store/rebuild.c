@@ -183,8 +183,16 @@ static int fold_event(void *ctx, Event *ev, cs_error *err)
 	MDB_val key = {k.len, k.b}, stored;
 	bool check = f->p->write ? cs_snapshot_due(f->p->s, ev->version)
 				 : mdb_get(f->p->txn, f->p->s->env.snaps, &key, &stored) == 0;
-	return check ? emit_msg(f->p, f->p->s->env.snaps, &k, &f->state->base, "snapshot", err)
-		     : CS_OK;
+	if (!check)
+		return CS_OK;
+	unsigned char *rec;
+	size_t len;
+	if ((rc = cs_snapshot_pack(&rec, &len, f->state, err)))
+		return rc;
+	MDB_val v = {len, rec};
+	rc = emit(f->p, f->p->s->env.snaps, &k, &v, "snapshot", err);
+	free(rec);
+	return rc;
 }
 
 /* The lowest (@last false) or highest own version in @stream's index; 0 when it has none. */

@@ -104,7 +104,16 @@ static unsigned char *deflate_body(const unsigned char *raw, size_t raw_len, siz
 	return buf;
 }
 
+static int body_pack(cs_body *out, const ProtobufCMessage *msg, size_t max_len, size_t deflate_min,
+		     cs_error *err);
+
 int cs_body_pack(cs_body *out, const ProtobufCMessage *msg, size_t max_len, cs_error *err)
+{
+	return body_pack(out, msg, max_len, CS_DEFLATE_MIN, err);
+}
+
+static int body_pack(cs_body *out, const ProtobufCMessage *msg, size_t max_len, size_t deflate_min,
+		     cs_error *err)
 {
 	memset(out, 0, sizeof(*out));
 	size_t len = protobuf_c_message_get_packed_size(msg);
@@ -117,7 +126,7 @@ int cs_body_pack(cs_body *out, const ProtobufCMessage *msg, size_t max_len, cs_e
 		return cs_error_set(err, CS_ENOMEM, "out of memory packing %zu bytes", len);
 	protobuf_c_message_pack(msg, raw);
 	out->raw_len = len;
-	if (len >= CS_DEFLATE_MIN && len <= UINT32_MAX / 2)
+	if (len >= deflate_min && len > 0 && len <= UINT32_MAX / 2)
 		out->data = deflate_body(raw, len, &out->stored_len);
 	if (out->data) {
 		out->deflated = true;
@@ -250,9 +259,15 @@ int cs_record_unpack(ProtobufCMessage **out, const ProtobufCMessageDescriptor *d
 
 int cs_record_pack(unsigned char **out, size_t *out_len, const ProtobufCMessage *msg, cs_error *err)
 {
+	return cs_record_pack_min(out, out_len, msg, CS_DEFLATE_MIN, err);
+}
+
+int cs_record_pack_min(unsigned char **out, size_t *out_len, const ProtobufCMessage *msg,
+		       size_t deflate_min, cs_error *err)
+{
 	*out = NULL;
 	cs_body b;
-	int rc = cs_body_pack(&b, msg, SIZE_MAX, err);
+	int rc = body_pack(&b, msg, SIZE_MAX, deflate_min, err);
 	if (rc != CS_OK)
 		return rc;
 	*out_len = cs_record_size(&b, 0);
