@@ -26,22 +26,27 @@ typedef struct string_entry {
 	char *value;
 } string_entry;
 
-void **cs_map_retype(const ProtobufCMessageDescriptor *desc, void *const *src, size_t *n)
+int cs_map_retype(void ***out, const ProtobufCMessageDescriptor *desc, void *const *src, size_t n,
+		  cs_error *err)
 {
-	if (!*n || desc->sizeof_message != sizeof(string_entry))
-		return *n = 0, NULL;
-	void **list = malloc(*n * (sizeof(void *) + sizeof(string_entry)));
+	*out = NULL;
+	if (!n)
+		return CS_OK;
+	if (desc->sizeof_message != sizeof(string_entry))
+		return cs_error_set(err, CS_EINVAL, "metadata: not a map of strings");
+	void **list = malloc(n * (sizeof(void *) + sizeof(string_entry)));
 	if (!list)
-		return *n = 0, NULL;
-	string_entry *e = (string_entry *)(list + *n);
-	for (size_t i = 0; i < *n; i++) {
+		return cs_error_set(err, CS_ENOMEM, "out of memory for %zu metadata pairs", n);
+	string_entry *e = (string_entry *)(list + n);
+	for (size_t i = 0; i < n; i++) {
 		const string_entry *s = src[i];
 		protobuf_c_message_init(desc, &e[i]);
 		e[i].key = s->key;
 		e[i].value = s->value;
 		list[i] = &e[i];
 	}
-	return list;
+	*out = list;
+	return CS_OK;
 }
 
 int cs_body_id(char out[CS_MAX_ID_LEN + 1], const char *given, cs_error *err)
@@ -85,12 +90,13 @@ enum MHD_Result cs_h_create(cs_req *r)
 	if (!rc) {
 		spec.title = req->title;
 		spec.n_metadata = req->n_metadata;
-		spec.metadata = (Convstore__V1__ConversationCreated__MetadataEntry **)cs_map_retype(
-		    &convstore__v1__conversation_created__metadata_entry__descriptor,
-		    (void *const *)req->metadata, &spec.n_metadata);
 		spec.retention = req->retention;
-		rc = cs_write_done(
-		    r, cs_store_create(&res, r->srv->store, r->tenant, id, &spec, &err));
+		rc = cs_map_retype((void ***)&spec.metadata,
+				   &convstore__v1__conversation_created__metadata_entry__descriptor,
+				   (void *const *)req->metadata, req->n_metadata, &err);
+		if (!rc)
+			rc = cs_write_done(
+			    r, cs_store_create(&res, r->srv->store, r->tenant, id, &spec, &err));
 		free(spec.metadata);
 	}
 	if (req)

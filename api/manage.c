@@ -90,13 +90,14 @@ enum MHD_Result cs_h_update(cs_req *r)
 			spec.title = req->title;
 		}
 		spec.n_metadata = req->n_metadata;
-		spec.metadata = (Convstore__V1__ConversationUpdated__MetadataEntry **)cs_map_retype(
-		    &convstore__v1__conversation_updated__metadata_entry__descriptor,
-		    (void *const *)req->metadata, &spec.n_metadata);
 		spec.status = req->status;
 		spec.retention = req->retention;
-		rc = cs_write_done(r, cs_store_update(&res, r->srv->store, r->tenant, r->id,
-						      expected, &spec, &err));
+		rc = cs_map_retype((void ***)&spec.metadata,
+				   &convstore__v1__conversation_updated__metadata_entry__descriptor,
+				   (void *const *)req->metadata, req->n_metadata, &err);
+		if (!rc)
+			rc = cs_write_done(r, cs_store_update(&res, r->srv->store, r->tenant, r->id,
+							      expected, &spec, &err));
 		free(spec.metadata);
 	}
 	if (req)
@@ -114,11 +115,10 @@ static int fork_spec(Convstore__V1__ConversationForked *spec, const Convstore__V
 				    "at_version: a version of 1 or more is required");
 	spec->title = req->title;
 	spec->n_metadata = req->n_metadata;
-	spec->metadata = (Convstore__V1__ConversationForked__MetadataEntry **)cs_map_retype(
-	    &convstore__v1__conversation_forked__metadata_entry__descriptor,
-	    (void *const *)req->metadata, &spec->n_metadata);
 	spec->retention = req->retention;
-	return CS_OK;
+	return cs_map_retype((void ***)&spec->metadata,
+			     &convstore__v1__conversation_forked__metadata_entry__descriptor,
+			     (void *const *)req->metadata, req->n_metadata, err);
 }
 
 enum MHD_Result cs_h_fork(cs_req *r)

@@ -150,10 +150,11 @@ CS_ROUTES(CS_ROUTE_DECL)
 /**
  * The entries of a request's map<string, string>, re-typed as entries of @desc (the event's own
  * map type, same layout) so that the store packs and checks them with the right descriptor.
- * The strings stay the request's. Free the array with free(). NULL when *@n is 0 or memory runs
- * out (*@n is then 0).
+ * The strings stay the request's. *@out (NULL when @n is 0) is freed with free().
+ * @return CS_OK; CS_ENOMEM (the request must fail, not lose its metadata); CS_EINVAL.
  */
-void **cs_map_retype(const ProtobufCMessageDescriptor *desc, void *const *src, size_t *n);
+int cs_map_retype(void ***out, const ProtobufCMessageDescriptor *desc, void *const *src, size_t n,
+		  cs_error *err);
 
 /** A body's id: @given (checked like a path id), or a new UUID v4 when it is empty. */
 int cs_body_id(char out[CS_MAX_ID_LEN + 1], const char *given, cs_error *err);
