@@ -389,9 +389,12 @@ typedef struct cs_rebuild_report {
 } cs_rebuild_report;
 
 /**
- * Rebuild every projection (heads, transcripts, snapshots, the list index, usage rollups,
- * fork links) from the events, in one write transaction, and count how many records differed
- * from what the appends had maintained inline (0 on a healthy store).
+ * Rebuild every projection (heads, snapshots, the list index, usage rollups, fork links, the
+ * retention index, the conversation count) from the events, in one write transaction, and
+ * count how many records differed from what the appends had maintained inline (0 on a healthy
+ * store). Caveat: appends wait while it runs, and LMDB caps the pages one transaction may
+ * dirty (about 512 MiB of derived records here); a store beyond that fails with an error and
+ * is left as it was. Erase and the retention sweep are single transactions too.
  */
 int cs_store_rebuild(cs_rebuild_report *out, cs_store *store, cs_error *err);
 
