@@ -371,6 +371,7 @@ static int persist(cs_batch_ctx *ctx, cs_request *req, const Convstore__V1__Head
 		rc = cs_retain_sync(ctx->txn, s, stream, head, err);
 	return rc;
 }
+
 /* Pack the folded head; one that would outgrow CS_HEAD_MAX fails the request (not the batch). */
 static int pack_head(MDB_val *out, cs_request *req, const Convstore__V1__Head *head, cs_error *err)
 {
