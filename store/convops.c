@@ -681,33 +681,26 @@ int cs_store_forks(Convstore__V1__ForkList **out, cs_store *s, const char *tenan
 		   cs_error *err)
 {
 	*out = NULL;
-	if (!tenant || !conv || !cs_id_valid(tenant) || !cs_id_valid(conv))
-		return cs_error_set(err, CS_EINVAL, "invalid tenant or conversation id");
+	MDB_txn *txn;
+	Head *h;
+	int rc = cs_head_read(&txn, &h, s, tenant, conv, err);
+	if (rc)
+		return rc;
+	cs_head_free(h);
 	Convstore__V1__ForkList *list = malloc(sizeof(*list));
 	if (!list)
-		return cs_error_set(err, CS_ENOMEM, "out of memory for a fork list");
-	convstore__v1__fork_list__init(list);
-	cs_key stream;
-	cs_key_stream(&stream, tenant, conv);
-	MDB_txn *txn;
-	int rc = cs_txn_begin(&txn, &s->env, false, err);
-	if (rc) {
-		free(list);
-		return rc;
-	}
-	Head *h;
-	rc = cs_head_load(&h, s, txn, &stream, err);
-	if (rc == CS_ENOTFOUND)
-		rc = cs_error_set(err, rc, "conversation \"%s\" not found", conv);
+		rc = cs_error_set(err, CS_ENOMEM, "out of memory for a fork list");
+	else
+		convstore__v1__fork_list__init(list);
 	if (!rc) {
-		cs_head_free(h);
+		cs_key stream;
+		cs_key_stream(&stream, tenant, conv);
 		rc = fork_list_read(list, txn, s, &stream, err);
 	}
 	cs_txn_abort(&s->env, txn);
-	if (rc) {
+	if (rc && list)
 		protobuf_c_message_free_unpacked(&list->base, NULL);
-		return rc;
-	}
-	*out = list;
-	return CS_OK;
+	else if (!rc)
+		*out = list;
+	return rc;
 }

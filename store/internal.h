@@ -459,6 +459,11 @@ int cs_meta_put_u64(MDB_txn *txn, cs_env *e, const char *name, uint64_t v, cs_er
 /* Unpack the event stored at @position; CS_ENOTFOUND when there is none. */
 int cs_event_load(Convstore__V1__Event **out, cs_store *s, MDB_txn *txn, uint64_t position,
 		  cs_error *err);
+/* The start of every read of one conversation: check the ids, begin a read transaction and
+ * load the head ("conversation "x" not found" when there is none). On success the caller ends
+ * *txn and frees *out; on failure nothing is left open. */
+int cs_head_read(MDB_txn **txn, Convstore__V1__Head **out, cs_store *s, const char *tenant,
+		 const char *conv, cs_error *err);
 /* Unpack a head record; CS_ENOTFOUND when the conversation has none. */
 int cs_head_load(Convstore__V1__Head **out, cs_store *s, MDB_txn *txn, const cs_key *stream,
 		 cs_error *err);

@@ -119,36 +119,48 @@ static int read_history(cs_event_page *out, cs_store *s, MDB_txn *txn, const cs_
 	return CS_OK;
 }
 
+int cs_head_read(MDB_txn **txn, Convstore__V1__Head **out, cs_store *s, const char *tenant,
+		 const char *conv, cs_error *err)
+{
+	*txn = NULL;
+	*out = NULL;
+	if (!tenant || !conv || !cs_id_valid(tenant) || !cs_id_valid(conv))
+		return cs_error_set(err, CS_EINVAL, "invalid tenant or conversation id");
+	int rc = cs_txn_begin(txn, &s->env, false, err);
+	if (rc)
+		return rc;
+	cs_key stream;
+	cs_key_stream(&stream, tenant, conv);
+	rc = cs_head_load(out, s, *txn, &stream, err);
+	if (rc == CS_ENOTFOUND)
+		cs_error_set(err, rc, "conversation \"%s\" not found", conv);
+	if (rc) {
+		cs_txn_abort(&s->env, *txn);
+		*txn = NULL;
+	}
+	return rc;
+}
+
 int cs_store_read_stream(cs_event_page *out, cs_store *s, const char *tenant, const char *conv,
 			 uint64_t from_version, size_t limit, enum cs_direction direction,
 			 cs_error *err)
 {
 	memset(out, 0, sizeof(*out));
-	if (!tenant || !conv || !cs_id_valid(tenant) || !cs_id_valid(conv))
-		return cs_error_set(err, CS_EINVAL, "invalid tenant or conversation id");
-	limit = clamp_limit(limit);
-	cs_key stream;
-	cs_key_stream(&stream, tenant, conv);
 	MDB_txn *txn;
-	int rc = cs_txn_begin(&txn, &s->env, false, err);
+	Convstore__V1__Head *h;
+	int rc = cs_head_read(&txn, &h, s, tenant, conv, err);
 	if (rc)
 		return rc;
-	Convstore__V1__Head *h;
-	rc = cs_head_load(&h, s, txn, &stream, err);
-	if (rc == CS_ENOTFOUND)
-		rc = cs_error_set(err, CS_ENOTFOUND, "conversation \"%s\" not found", conv);
-	if (!rc) {
-		cs_history hist;
-		uint64_t from = from_version;
-		if (direction == CS_FORWARD && from == 0)
-			from = 1;
-		if (direction == CS_BACKWARD && (from == 0 || from > h->version))
-			from = h->version;
-		rc = cs_history_open(&hist, s, txn, h, err);
-		if (!rc)
-			rc = read_history(out, s, txn, &hist, from, limit, direction, err);
-		cs_head_free(h);
-	}
+	cs_history hist;
+	uint64_t from = from_version;
+	if (direction == CS_FORWARD && from == 0)
+		from = 1;
+	if (direction == CS_BACKWARD && (from == 0 || from > h->version))
+		from = h->version;
+	rc = cs_history_open(&hist, s, txn, h, err);
+	if (!rc)
+		rc = read_history(out, s, txn, &hist, from, clamp_limit(limit), direction, err);
+	cs_head_free(h);
 	cs_txn_abort(&s->env, txn);
 	if (rc)
 		cs_event_page_deinit(out);
@@ -212,18 +224,9 @@ int cs_store_read_feed(cs_event_page *out, cs_store *s, const char *tenant, uint
 int cs_store_head(Convstore__V1__Head **out, cs_store *s, const char *tenant, const char *conv,
 		  cs_error *err)
 {
-	*out = NULL;
-	if (!tenant || !conv || !cs_id_valid(tenant) || !cs_id_valid(conv))
-		return cs_error_set(err, CS_EINVAL, "invalid tenant or conversation id");
-	cs_key stream;
-	cs_key_stream(&stream, tenant, conv);
 	MDB_txn *txn;
-	int rc = cs_txn_begin(&txn, &s->env, false, err);
-	if (rc)
-		return rc;
-	rc = cs_head_load(out, s, txn, &stream, err);
-	cs_txn_abort(&s->env, txn);
-	if (rc == CS_ENOTFOUND)
-		cs_error_set(err, rc, "conversation \"%s\" not found", conv);
+	int rc = cs_head_read(&txn, out, s, tenant, conv, err);
+	if (!rc)
+		cs_txn_abort(&s->env, txn);
 	return rc;
 }

@@ -220,13 +220,6 @@ nomem:
 
 enum view_kind { VIEW_SUMMARY, VIEW_STATE };
 
-static int check_ids(const char *tenant, const char *conv, cs_error *err)
-{
-	if (!tenant || !conv || !cs_id_valid(tenant) || !cs_id_valid(conv))
-		return cs_error_set(err, CS_EINVAL, "invalid tenant or conversation id");
-	return CS_OK;
-}
-
 static int build_view(State **out, cs_store *s, MDB_txn *txn, const Head *now, uint64_t at,
 		      enum view_kind kind, cs_error *err)
 {
@@ -257,22 +250,13 @@ static int view(State **out, cs_store *s, const char *tenant, const char *conv, 
 		enum view_kind kind, cs_error *err)
 {
 	*out = NULL;
-	int rc = check_ids(tenant, conv, err);
+	MDB_txn *txn;
+	Head *now;
+	int rc = cs_head_read(&txn, &now, s, tenant, conv, err);
 	if (rc)
 		return rc;
-	MDB_txn *txn;
-	if ((rc = cs_txn_begin(&txn, &s->env, false, err)))
-		return rc;
-	cs_key stream;
-	cs_key_stream(&stream, tenant, conv);
-	Head *now;
-	rc = cs_head_load(&now, s, txn, &stream, err);
-	if (rc == CS_ENOTFOUND)
-		rc = cs_error_set(err, rc, "conversation \"%s\" not found", conv);
-	if (!rc) {
-		rc = build_view(out, s, txn, now, at, kind, err);
-		cs_head_free(now);
-	}
+	rc = build_view(out, s, txn, now, at, kind, err);
+	cs_head_free(now);
 	cs_txn_abort(&s->env, txn);
 	return rc;
 }
