@@ -105,18 +105,25 @@ static int emit(projector *p, MDB_dbi dbi, const cs_key *k, const MDB_val *v, co
 	return CS_OK;
 }
 
-static int emit_msg(projector *p, MDB_dbi dbi, const cs_key *k, const ProtobufCMessage *m,
-		    const char *what, cs_error *err)
+/* Emit a record its packer just made (@rc: the packer's result), and free it. */
+static int emit_packed(projector *p, MDB_dbi dbi, const cs_key *k, int rc, unsigned char *rec,
+		       size_t len, const char *what, cs_error *err)
 {
-	unsigned char *rec;
-	size_t len;
-	int rc = cs_record_pack(&rec, &len, m, err);
 	if (rc)
 		return rc;
 	MDB_val v = {len, rec};
 	rc = emit(p, dbi, k, &v, what, err);
 	free(rec);
 	return rc;
+}
+
+static int emit_msg(projector *p, MDB_dbi dbi, const cs_key *k, const ProtobufCMessage *m,
+		    const char *what, cs_error *err)
+{
+	unsigned char *rec = NULL;
+	size_t len = 0;
+	int rc = cs_record_pack(&rec, &len, m, err);
+	return emit_packed(p, dbi, k, rc, rec, len, what, err);
 }
 
 /* ---- usage sums -------------------------------------------------------------------------- */
@@ -185,14 +192,10 @@ static int fold_event(void *ctx, Event *ev, cs_error *err)
 				 : mdb_get(f->p->txn, f->p->s->env.snaps, &key, &stored) == 0;
 	if (!check)
 		return CS_OK;
-	unsigned char *rec;
-	size_t len;
-	if ((rc = cs_snapshot_pack(&rec, &len, f->state, err)))
-		return rc;
-	MDB_val v = {len, rec};
-	rc = emit(f->p, f->p->s->env.snaps, &k, &v, "snapshot", err);
-	free(rec);
-	return rc;
+	unsigned char *rec = NULL;
+	size_t len = 0;
+	rc = cs_snapshot_pack(&rec, &len, f->state, err);
+	return emit_packed(f->p, f->p->s->env.snaps, &k, rc, rec, len, "snapshot", err);
 }
 
 /* The lowest (@last false) or highest own version in @stream's index; 0 when it has none. */

@@ -42,18 +42,25 @@ int cs_view_del(MDB_txn *txn, MDB_dbi dbi, const cs_key *k, cs_error *err)
 	return rc && rc != MDB_NOTFOUND ? cs_lmdb_error(err, rc, "delete") : CS_OK;
 }
 
-int cs_view_put_msg(MDB_txn *txn, MDB_dbi dbi, const cs_key *k, const ProtobufCMessage *msg,
-		    cs_error *err)
+/* Put a record its packer just made (@rc: the packer's result) at @k, and free it. */
+static int put_packed(MDB_txn *txn, MDB_dbi dbi, const cs_key *k, int rc, unsigned char *rec,
+		      size_t len, cs_error *err)
 {
-	unsigned char *rec;
-	size_t len;
-	int rc = cs_record_pack(&rec, &len, msg, err);
 	if (rc)
 		return rc;
 	MDB_val v = {len, rec};
 	rc = put_val(txn, dbi, k, &v, err);
 	free(rec);
 	return rc;
+}
+
+int cs_view_put_msg(MDB_txn *txn, MDB_dbi dbi, const cs_key *k, const ProtobufCMessage *msg,
+		    cs_error *err)
+{
+	unsigned char *rec = NULL;
+	size_t len = 0;
+	int rc = cs_record_pack(&rec, &len, msg, err);
+	return put_packed(txn, dbi, k, rc, rec, len, err);
 }
 
 /* ---- snapshots --------------------------------------------------------------------------- */
@@ -73,16 +80,11 @@ int cs_snapshot_pack(unsigned char **out, size_t *out_len, const Head *h, cs_err
 int cs_snapshot_put(MDB_txn *txn, cs_store *s, const cs_key *stream, const Head *h, cs_error *err)
 {
 	cs_key k;
-	unsigned char *rec;
-	size_t len;
+	unsigned char *rec = NULL;
+	size_t len = 0;
 	cs_key_at(&k, stream, h->version);
 	int rc = cs_snapshot_pack(&rec, &len, h, err);
-	if (rc)
-		return rc;
-	MDB_val v = {len, rec};
-	rc = put_val(txn, s->env.snaps, &k, &v, err);
-	free(rec);
-	return rc;
+	return put_packed(txn, s->env.snaps, &k, rc, rec, len, err);
 }
 
 /* ---- the list index ---------------------------------------------------------------------- */
