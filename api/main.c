@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "server.h"
@@ -32,7 +33,11 @@ static const char usage_text[] =
     "  --data DIR          store folder (default ./convstore-data)\n"
     "  --listen ADDR       numeric IPv4 or IPv6 address (default 127.0.0.1)\n"
     "  --port N            port (default 7070; 0: pick a free one and print it)\n"
-    "  --threads N         connections served at once, one thread each (default 512)\n"
+    "  --threads N         requests handled at once (worker threads, default 64)\n"
+    "  --max-connections N open connections, streams and idle ones included (default 10000)\n"
+    "  --idle-timeout S    close a connection that makes no progress for S seconds: an idle\n"
+    "                      client, or a stream reader that stopped reading (default 60)\n"
+    "  --heartbeat-ms MS   comment line on a quiet SSE stream this often (default 15000)\n"
     "  --max-body BYTES    largest request body (default 33554432)\n"
     "  --max-event BYTES   largest event (default 16777216)\n"
     "  --max-events N      most events in one append (default 10000)\n"
@@ -53,6 +58,9 @@ enum {
 	OPT_LISTEN,
 	OPT_PORT,
 	OPT_THREADS,
+	OPT_MAX_CONNECTIONS,
+	OPT_IDLE_TIMEOUT,
+	OPT_HEARTBEAT,
 	OPT_MAX_BODY,
 	OPT_MAX_EVENT,
 	OPT_MAX_EVENTS,
@@ -71,6 +79,9 @@ static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"port", required_argument, NULL, OPT_PORT},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"max-event", required_argument, NULL, OPT_MAX_EVENT},
     {"max-events", required_argument, NULL, OPT_MAX_EVENTS},
@@ -125,9 +136,24 @@ static int flag_value(cs_config *c, int opt, const char *v)
 		c->port = (unsigned)n;
 		return 0;
 	case OPT_THREADS:
-		if (!number_in(&n, v, 1, 100000))
+		if (!number_in(&n, v, 1, 4096))
 			return bad_flag("threads", v);
 		c->threads = (unsigned)n;
+		return 0;
+	case OPT_MAX_CONNECTIONS:
+		if (!number_in(&n, v, 1, 1000000))
+			return bad_flag("max-connections", v);
+		c->max_connections = (unsigned)n;
+		return 0;
+	case OPT_IDLE_TIMEOUT:
+		if (!number_in(&n, v, 1, 86400))
+			return bad_flag("idle-timeout", v);
+		c->idle_timeout = (unsigned)n;
+		return 0;
+	case OPT_HEARTBEAT:
+		if (!number_in(&n, v, 10, 3600000))
+			return bad_flag("heartbeat-ms", v);
+		c->heartbeat_ms = (unsigned)n;
 		return 0;
 	case OPT_MAX_BODY:
 		return number_in(&c->max_body, v, 1, SIZE_MAX / 2) ? 0 : bad_flag("max-body", v);
@@ -300,6 +326,24 @@ static int serve(cs_server *srv, const struct sockaddr_storage *addr)
 	return 0;
 }
 
+/* Every connection is a descriptor: lift the soft limit to the hard one, and say when the
+ * hard one is below --max-connections. */
+static void raise_fd_limit(const cs_server *srv)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)srv->cfg.max_connections + 64)
+		cs_log(
+		    srv, CS_LOG_WARN,
+		    "open files are limited to %llu, below --max-connections %u: raise ulimit -n",
+		    (unsigned long long)rl.rlim_cur, srv->cfg.max_connections);
+}
+
 int main(int argc, char **argv)
 {
 	static cs_server srv; /* large (metrics); lives for the whole run */
@@ -307,7 +351,10 @@ int main(int argc, char **argv)
 	*c = (cs_config){.data = "./convstore-data",
 			 .listen = "127.0.0.1",
 			 .port = CS_DEFAULT_PORT,
-			 .threads = CS_DEFAULT_CONNECTIONS,
+			 .threads = CS_DEFAULT_THREADS,
+			 .max_connections = CS_DEFAULT_CONNECTIONS,
+			 .idle_timeout = CS_DEFAULT_IDLE,
+			 .heartbeat_ms = CS_DEFAULT_HEARTBEAT,
 			 .max_body = CS_DEFAULT_MAX_BODY,
 			 .max_event = CS_DEFAULT_MAX_EVENT_BYTES,
 			 .max_events = CS_DEFAULT_MAX_REQUEST_EVENTS,
@@ -333,8 +380,7 @@ int main(int argc, char **argv)
 		cs_keyring_free(srv.keys);
 		return 1;
 	}
-	pthread_mutex_init(&srv.feed_lock, NULL);
-	pthread_cond_init(&srv.feed_cond, NULL);
+	raise_fd_limit(&srv);
 	rc = serve(&srv, &addr);
 	cs_store_close(srv.store); /* commits whatever is still queued */
 	cs_keyring_free(srv.keys);

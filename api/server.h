@@ -4,11 +4,12 @@
  * log.c, the handlers) offers the others. Private to api/: struct MHD_* never leaves this folder,
  * and nothing outside api/ includes this header.
  *
- * Threads: libmicrohttpd runs one thread per connection (see server.c for why), so a handler may
- * block (in cs_store_append's group commit, in a long poll, in an SSE stream) without stalling
- * other clients. Everything reachable from cs_server is safe to use from any thread: the store
- * is, the keyring and configuration are read-only after start, metrics are atomic counters, and
- * the feed signal has its own lock.
+ * Threads: libmicrohttpd's few event-loop threads move bytes; handlers run on the worker pool
+ * (workers.c) with their connection suspended, so a handler may block (in cs_store_append's
+ * group commit) without stalling other clients; long polls and SSE streams wait in the feed hub
+ * (hub.c) holding no thread. Everything reachable from cs_server is safe to use from any thread:
+ * the store is, the keyring and configuration are read-only after start, metrics are atomic
+ * counters, and the hub and the pool have their own locks.
  */
 #ifndef CONVSTORE_API_SERVER_H
 #define CONVSTORE_API_SERVER_H
@@ -53,7 +54,10 @@ enum cs_log_level { CS_LOG_ERROR = 0, CS_LOG_WARN, CS_LOG_INFO, CS_LOG_DEBUG };
 /* Defaults of the flags (API.md "Default limits"). */
 #define CS_DEFAULT_PORT	       7070
 #define CS_DEFAULT_MAX_BODY    (32u << 20)
-#define CS_DEFAULT_CONNECTIONS 512
+#define CS_DEFAULT_CONNECTIONS 10000 /* open connections, idle and streaming ones included */
+#define CS_DEFAULT_THREADS     64    /* handlers running at once (the worker pool) */
+#define CS_DEFAULT_HEARTBEAT   15000 /* ms between SSE comment lines on a quiet stream */
+#define CS_DEFAULT_IDLE	       60    /* s a connection may make no progress before it is closed */
 #define CS_PAGE_LIMIT_DEFAULT  100
 #define CS_PAGE_LIMIT_MAX      1000
 #define CS_WAIT_MS_MAX	       60000 /* the longest long poll a client may ask for */
@@ -64,12 +68,15 @@ typedef struct cs_config {
 	const char *data;   /* store folder */
 	const char *listen; /* numeric IPv4 or IPv6 address */
 	unsigned port;	    /* 0: any free port (printed on stdout) */
-	unsigned threads;   /* connections served at once, one thread each */
-	size_t max_body;    /* bytes of one request body */
-	size_t max_event;   /* bytes of one packed event (the store checks) */
-	size_t max_events;  /* events in one append */
-	size_t max_map;	    /* the store's map cap in bytes; 0: none but the disk */
-	const char *keys;   /* key file; NULL: one tenant "default", no auth, loopback only */
+	unsigned threads;   /* worker threads: handlers running at once */
+	unsigned max_connections;
+	unsigned heartbeat_ms; /* SSE keep-alive comment interval */
+	unsigned idle_timeout; /* seconds without progress (a stalled reader, an idle client) */
+	size_t max_body;       /* bytes of one request body */
+	size_t max_event;      /* bytes of one packed event (the store checks) */
+	size_t max_events;     /* events in one append */
+	size_t max_map;	       /* the store's map cap in bytes; 0: none but the disk */
+	const char *keys;      /* key file; NULL: one tenant "default", no auth, loopback only */
 	bool no_sync;
 	enum cs_log_level log_level;
 	unsigned retention_interval; /* seconds between retention sweeps; 0: none */
@@ -92,20 +99,49 @@ typedef struct cs_metrics {
 	atomic_ullong appends;
 } cs_metrics;
 
+typedef struct cs_hub cs_hub;
+typedef struct cs_workers cs_workers;
+
 typedef struct cs_server {
 	cs_config cfg;
 	cs_store *store;
 	cs_keyring *keys; /* NULL without --keys */
 	struct MHD_Daemon *daemon;
 	cs_metrics metrics;
-	/* The feed signal: bumped and broadcast after every successful write, so that long polls
-	 * and SSE streams wake up; also broadcast when draining. */
-	pthread_mutex_t feed_lock;
-	pthread_cond_t feed_cond;
-	uint64_t feed_seq;
+	cs_hub *hub;	     /* the feed hub (hub.c) */
+	cs_workers *workers; /* the handler pool (workers.c) */
 	atomic_bool draining;
 	atomic_int in_flight;
 } cs_server;
+
+/* Event types a stream wants (?types=); none: every type. */
+#define CS_TYPES_MAX 32
+typedef struct cs_types {
+	size_t n;
+	char names[CS_TYPES_MAX][64];
+} cs_types;
+
+/*
+ * Something parked in the feed hub until an event concerns it, its deadline passes, or the
+ * server drains: a long poll (its cs_req) or an SSE stream (feed.c).
+ */
+typedef struct cs_waiter cs_waiter;
+struct cs_waiter {
+	cs_waiter *prev, *next;	       /* the hub's list, while parked */
+	const char *tenant;	       /* whose events concern it */
+	const char *conversation;      /* NULL: any of the tenant's */
+	const cs_types *types;	       /* NULL: any type */
+	uint64_t deadline_ms;	       /* cs_mono_ms() time to wake at the latest */
+	void (*wake)(cs_waiter *w);    /* called under the hub's lock, once unparked */
+	void (*on_park)(cs_waiter *w); /* NULL, or called under the hub's lock when parked */
+	bool parked;
+};
+
+/* A growable byte buffer. */
+typedef struct cs_buf {
+	char *p;
+	size_t len, cap;
+} cs_buf;
 
 /* One query parameter, percent-decoded. */
 typedef struct cs_param {
@@ -135,7 +171,16 @@ typedef struct cs_req {
 	struct timespec start;
 	unsigned status;
 	char error[256]; /* the error message sent, for the log line */
-	char allow[64];	 /* 405: the methods the path takes */
+	/* the worker pool and the hub (workers.c, hub.c) */
+	struct cs_req *work_next; /* the pool's queue */
+	bool dispatched;	  /* handed to the pool */
+	bool failed;		  /* the handler gave up without an answer: close */
+	bool park;		  /* the handler asks to wait in the hub ... */
+	uint64_t park_seen;	  /* ... unless the hub published after this */
+	cs_waiter waiter;
+	uint64_t poll_after;	/* a long poll: where its reading has got to */
+	uint64_t poll_until_ms; /* ... and when it gives up (0: not started) */
+	char allow[64];		/* 405: the methods the path takes */
 } cs_req;
 
 typedef enum MHD_Result (*cs_handler)(cs_req *r);
@@ -345,8 +390,8 @@ uint64_t cs_us_since(const struct timespec *start);
 /* ---- server.c ------------------------------------------------------------------------------ */
 
 /**
- * Start serving on @addr (a sockaddr_in or sockaddr_in6), one thread per connection.
- * @return CS_OK; CS_EIO when the address cannot be bound.
+ * Start the hub, the worker pool and libmicrohttpd on @addr (a sockaddr_in or sockaddr_in6).
+ * @return CS_OK; CS_EIO when the address cannot be bound or a thread cannot start.
  */
 int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err);
 
@@ -359,17 +404,80 @@ unsigned cs_server_port(const cs_server *srv);
  */
 void cs_server_drain(cs_server *srv, unsigned grace_ms);
 
-/** Wake every long poll and SSE stream: something was written (or the server is draining). */
-void cs_server_notify(cs_server *srv);
+/* ---- workers.c ----------------------------------------------------------------------------- */
+
+/** Start @n worker threads. */
+int cs_workers_start(cs_server *srv, unsigned n, cs_error *err);
+
+/** Finish the queued requests' handlers and join the workers. Accepts a server without any. */
+void cs_workers_stop(cs_server *srv);
+
+/** Queue @r (its connection suspended) for a worker to run its handler. */
+void cs_workers_submit(cs_server *srv, cs_req *r);
+
+/* ---- hub.c --------------------------------------------------------------------------------- */
+
+#define CS_HUB_BEHIND 1 /* cs_hub_copy(): the position is before the ring: read the store */
+
+/** Start the hub thread, its ring starting at the end of the log. */
+int cs_hub_start(cs_server *srv, cs_error *err);
+
+/** Stop the hub thread and free the ring. Accepts a server without a hub. */
+void cs_hub_stop(cs_server *srv);
+
+/** A write was committed: the hub reads it and wakes whom it concerns. Never blocks long. */
+void cs_hub_notify(cs_server *srv);
+
+/** Blank the ring's frames of an erased conversation. */
+void cs_hub_forget(cs_server *srv, const char *tenant, const char *conversation);
+
+/** Wake every waiter and refuse to park any more (the server is draining). */
+void cs_hub_drain(cs_server *srv);
+
+/** The hub's round counter: read it BEFORE looking for events, and pass it to cs_hub_park(). */
+uint64_t cs_hub_published(cs_server *srv);
 
 /**
- * Wait until cs_server_notify() is called after @seen was read, or @deadline (CLOCK_REALTIME)
- * passes. Returns the current feed sequence number (store it in @seen for the next wait).
+ * Park @w until an event concerns it, its deadline passes or the server drains (then the hub
+ * unparks it and calls w->wake). Refused (false: look for events again) when the hub has
+ * published since @seen, or when draining.
  */
-uint64_t cs_server_wait(cs_server *srv, uint64_t seen, const struct timespec *deadline);
+bool cs_hub_park(cs_server *srv, cs_waiter *w, uint64_t seen);
 
-/** The current feed sequence number, to pass to cs_server_wait() later. */
-uint64_t cs_server_seq(cs_server *srv);
+/** Take @w out of the hub if it is parked. */
+void cs_hub_unpark(cs_server *srv, cs_waiter *w);
+
+/**
+ * Append to @out (until it holds @budget bytes) the ring's frames after *@after that concern
+ * @filter, advancing *@after past every frame looked at.
+ * @return CS_OK; CS_HUB_BEHIND when *@after is before the ring (read the store); CS_ENOMEM.
+ */
+int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t *after, cs_buf *out,
+		size_t budget);
+
+/** A stream attached (+1) or ended (-1): the hub keeps frames while any is attached. */
+void cs_hub_attach(cs_server *srv, int delta);
+
+typedef struct cs_hub_figures_t {
+	uint64_t streams, streams_total, frames_total, waiters, ring_frames, ring_bytes;
+} cs_hub_figures_t;
+
+/** The hub's figures for /metrics. */
+void cs_hub_figures(cs_server *srv, cs_hub_figures_t *out);
+
+/** Whether @types (NULL or empty: all) has @type. */
+bool cs_types_has(const cs_types *types, const char *type);
+
+/** Milliseconds of CLOCK_MONOTONIC. */
+uint64_t cs_mono_ms(void);
+
+/* ---- feed.c -------------------------------------------------------------------------------- */
+
+/** Append @len bytes to @b. CS_OK or CS_ENOMEM. */
+int cs_buf_add(cs_buf *b, const char *s, size_t len);
+
+/** Append @ev's SSE frame (id, event, data: its public JSON, blank line) to @out. */
+int cs_sse_frame(cs_buf *out, const Convstore__V1__Event *ev);
 
 /* ---- openapi.c (generated from api/openapi.yaml at build time) ---------------------------- */
 
