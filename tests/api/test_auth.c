@@ -5,13 +5,16 @@
  *   - a role too weak is 403, decided before the conversation is looked at (also for ids that
  *     do not exist);
  *   - another tenant's conversation is 404 exactly like a missing one, ids are per tenant, and
- *     feeds show only the tenant's own events;
+ *     feeds (pages, long polls and both SSE streams) show only the tenant's own events;
  *   - the operator reads /metrics and nothing else, and its tokens and cost by model sum every
  *     tenant's (the key file names 70 other tenants first: no tenant count is too many);
  *   - without a key file a non-loopback address is refused, and --no-sync must be spelled out.
  */
+#include <ctype.h>
+
 #include "../check.h"
 #include "server.h"
+#include "sse.h"
 
 static srv S;
 static char tok_a_append[80], tok_a_read[80], tok_b_admin[80], tok_op[80];
@@ -112,6 +115,33 @@ static void test_tenants(void)
 	CHECK_EQ_INT(call(tok_b_admin, "GET", "/v1/events?limit=1000", NULL, &b), 200);
 	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 1);
 	json_decref(b);
+	/* the streams too: A's global stream from 0 has A's two events; B's c1 stream has B's one,
+	 * and a live stream of B's wakes for B's append only */
+	static sse_client a, bc, blive;
+	char auth[160];
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", tok_a_read);
+	CHECK_EQ_INT(sse_open(&a, S.port, "/v1/events/stream?after_position=0", auth), 0);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", tok_b_admin);
+	CHECK_EQ_INT(
+	    sse_open(&bc, S.port, "/v1/conversations/c1/events/stream?after_position=0", auth), 0);
+	CHECK_EQ_INT(sse_open(&blive, S.port, "/v1/events/stream", auth), 0);
+	for (int i = 0; i < 10; i++)
+		sse_pump(&a, 20), sse_pump(&bc, 20), sse_pump(&blive, 20);
+	CHECK_EQ_INT(call(tok_a_append, "POST", "/v1/conversations/c1/events", EV, NULL), 201);
+	CHECK_EQ_INT(call(tok_b_admin, "POST", "/v1/conversations/b-only/events", EV, NULL), 201);
+	for (int i = 0; i < 10; i++)
+		sse_pump(&a, 20), sse_pump(&bc, 20), sse_pump(&blive, 20);
+	CHECK_EQ_INT(a.status, 200);
+	CHECK_EQ_INT(a.last_id, 4); /* A's: positions 1 and 3 (B's c1 is 2), then 4 */
+	CHECK_EQ_INT(a.events, 3);
+	CHECK_EQ_INT(bc.last_id, 2);
+	CHECK_EQ_INT(bc.events, 1);
+	CHECK_EQ_INT(blive.events, 1);
+	CHECK_EQ_INT(blive.last_id, 5);
+	CHECK(!a.data || !strstr(a.data, "b-only"));
+	sse_close(&a);
+	sse_close(&bc);
+	sse_close(&blive);
 	CHECK_EQ_INT(call(tok_b_admin, "DELETE", "/v1/conversations/c1", NULL, NULL), 204);
 	CHECK_EQ_INT(call(tok_a_read, "GET", "/v1/conversations/c1/events", NULL, NULL), 200);
 }
