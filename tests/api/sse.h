@@ -2,17 +2,25 @@
  * tests/api/sse.h - a Server-Sent Events client for the feed tests: one plain socket per stream,
  * the HTTP response head, chunked transfer decoding, and the SSE frames (id, event, data) handed
  * to a callback as they complete. Non-blocking reads, so that one thread can pump a thousand
- * streams with poll(). Header-only; include after check.h and server.h.
+ * streams with poll(); a stream costs a few hundred bytes until it meets long lines. Header-only;
+ * tools/bench_feed uses it too.
  */
 #ifndef CONVSTORE_TESTS_API_SSE_H
 #define CONVSTORE_TESTS_API_SSE_H
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 typedef struct sse_client sse_client;
 typedef void (*sse_event_fn)(sse_client *c, uint64_t id, const char *event, const char *data);
@@ -25,8 +33,8 @@ struct sse_client {
 	size_t chunk_left;
 	char head[4096];
 	size_t head_len;
-	char line[1 << 20]; /* the current SSE line (data lines can be long) */
-	size_t line_len;
+	char *line; /* the current SSE line */
+	size_t line_len, line_cap;
 	uint64_t id;
 	char event[64];
 	char *data;
@@ -73,7 +81,8 @@ static inline void sse_close(sse_client *c)
 	c->fd = -1;
 	free(c->data);
 	free(c->body);
-	c->data = c->body = NULL;
+	free(c->line);
+	c->data = c->body = c->line = NULL;
 }
 
 /* One complete line of the event stream. */
@@ -117,11 +126,21 @@ static inline void sse_body(sse_client *c, const char *p, size_t n)
 		c->body[c->body_len] = '\0';
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '\n')
+	while (n) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+		if (c->line_len + take + 1 > c->line_cap) {
+			while (c->line_len + take + 1 > c->line_cap)
+				c->line_cap = c->line_cap ? 2 * c->line_cap : 256;
+			c->line = realloc(c->line, c->line_cap);
+		}
+		memcpy(c->line + c->line_len, p, take);
+		c->line_len += take;
+		p += take, n -= take;
+		if (nl) {
 			sse_line(c);
-		else if (c->line_len + 1 < sizeof(c->line))
-			c->line[c->line_len++] = p[i];
+			p++, n--;
+		}
 	}
 }
 
