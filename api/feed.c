@@ -138,6 +138,7 @@ typedef struct sse {
 	char conversation[CS_MAX_ID_LEN + 1]; /* "" for the global stream */
 	cs_types types;
 	uint64_t after;	   /* the last position sent or passed over */
+	uint64_t trusted;  /* the ring is complete for this stream only after this */
 	uint64_t quiet_ms; /* when the stream last sent anything */
 	bool ended;	   /* the conversation was erased: end after what is prepared */
 	cs_buf out;	   /* frames prepared, not yet handed out */
@@ -175,7 +176,7 @@ static int sse_take(sse *s, const cs_event_page *page)
 static int sse_produce(sse *s)
 {
 	size_t before = s->out.len;
-	int rc = cs_hub_copy(s->srv, &s->w, &s->after, &s->out, SSE_BUDGET);
+	int rc = cs_hub_copy(s->srv, &s->w, s->trusted, &s->after, &s->out, SSE_BUDGET);
 	if (rc == CS_HUB_BEHIND) {
 		cs_event_page page = {0};
 		cs_error err = CS_ERROR_INIT;
@@ -235,7 +236,7 @@ static void sse_free(void *cls)
 {
 	sse *s = cls;
 	cs_hub_unpark(s->srv, &s->w);
-	cs_hub_attach(s->srv, -1);
+	cs_hub_detach(s->srv, s->tenant, s->w.conversation);
 	free(s->out.p);
 	free(s);
 }
@@ -320,7 +321,7 @@ static enum MHD_Result stream(cs_req *r, const char *conversation)
 		free(s);
 		return MHD_NO;
 	}
-	cs_hub_attach(r->srv, +1);
+	s->trusted = cs_hub_attach(r->srv, s->tenant, s->w.conversation);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	enum MHD_Result ret = cs_reply_queue(r, MHD_HTTP_OK, resp);

@@ -19,6 +19,14 @@
  * buffers, and libmicrohttpd's idle timeout drops it (server.c). While no stream is attached
  * the hub keeps no frames: it only moves the ring's range to the end of the log.
  *
+ * Interest: the hub formats only the events some attached stream can want (its tenant's global
+ * stream, or that conversation's stream: a hash of attached (tenant, conversation) pairs); the
+ * others get a blank slot, so a thousand viewers of quiet conversations do not make every busy
+ * conversation's events be encoded. A stream attaching after an event was blanked cannot trust
+ * the ring for it, so attaching returns the ring's end at that moment: before it, the stream
+ * reads the store. Attaching and publishing both hold the ring's write lock, so no event slips
+ * between the two.
+ *
  * Parking is race-free by a counter: a waiter reads cs_hub_published() BEFORE it looks for
  * events, and cs_hub_park() refuses (the caller looks again) when the hub has published since.
  * Waking is targeted: a waiter is woken by an event of its tenant (and conversation and types,
@@ -36,6 +44,15 @@
 #define RING_FRAMES 65536u
 #define RING_BYTES  (32u << 20)
 #define HUB_PAGE    1000
+#define INTERESTS   1024u /* hash buckets of attached (tenant, conversation) pairs */
+
+/* Streams attached to one tenant's global feed (conversation "") or one conversation. */
+typedef struct interest {
+	struct interest *next;
+	unsigned streams;
+	size_t len;
+	char key[]; /* tenant '\0' conversation */
+} interest;
 
 typedef struct frame {
 	uint64_t position;
@@ -64,6 +81,8 @@ struct cs_hub {
 	frame **ring; /* circular, RING_FRAMES slots */
 	size_t first, n, bytes;
 	uint64_t from, to;
+
+	interest *interests[INTERESTS]; /* under ring_lock */
 
 	atomic_uint streams; /* attached SSE streams */
 	atomic_ullong frames_total, streams_total;
@@ -150,9 +169,99 @@ static size_t ring_find(const cs_hub *h, uint64_t after)
 	return lo;
 }
 
-/* @ev's frame: the SSE text and what waiters are matched on. NULL when out of memory. */
-static frame *frame_new(const Convstore__V1__Event *ev)
+/* ---- interest ------------------------------------------------------------------------- */
+
+static size_t interest_key(char *key, const char *tenant, const char *conversation)
 {
+	size_t lt = strlen(tenant) + 1, lc = strlen(conversation);
+	memcpy(key, tenant, lt);
+	memcpy(key + lt, conversation, lc);
+	return lt + lc;
+}
+
+static uint64_t fnv1a(const char *key, size_t len)
+{
+	uint64_t x = 1469598103934665603ull;
+	for (size_t i = 0; i < len; i++)
+		x = (x ^ (unsigned char)key[i]) * 1099511628211ull;
+	return x | 1; /* never 0: 0 marks an empty slot of a round's key set */
+}
+
+/* The hash of (@tenant, @conversation): "" for the tenant's whole feed. */
+static uint64_t key_hash(const char *tenant, const char *conversation)
+{
+	char key[2 * CS_MAX_ID_LEN + 2];
+	return fnv1a(key, interest_key(key, tenant, conversation));
+}
+
+static interest **interest_slot(cs_hub *h, const char *key, size_t len)
+{
+	interest **p = &h->interests[fnv1a(key, len) % INTERESTS];
+	while (*p && ((*p)->len != len || memcmp((*p)->key, key, len) != 0))
+		p = &(*p)->next;
+	return p;
+}
+
+/* Whether an attached stream can want events of (@tenant, @conversation). */
+static bool interested(cs_hub *h, const char *tenant, const char *conversation)
+{
+	char key[2 * CS_MAX_ID_LEN + 2];
+	size_t len = interest_key(key, tenant, "");
+	if (*interest_slot(h, key, len))
+		return true;
+	len = interest_key(key, tenant, conversation);
+	return *interest_slot(h, key, len) != NULL;
+}
+
+uint64_t cs_hub_attach(cs_server *srv, const char *tenant, const char *conversation)
+{
+	cs_hub *h = srv->hub;
+	char key[2 * CS_MAX_ID_LEN + 2];
+	size_t len = interest_key(key, tenant, conversation ? conversation : "");
+	pthread_rwlock_wrlock(&h->ring_lock);
+	interest **p = interest_slot(h, key, len);
+	if (!*p && (*p = calloc(1, sizeof(**p) + len))) {
+		memcpy((*p)->key, key, len);
+		(*p)->len = len;
+	}
+	if (*p)
+		(*p)->streams++;
+	uint64_t trusted = *p ? h->to : UINT64_MAX; /* no memory: always read the store */
+	pthread_rwlock_unlock(&h->ring_lock);
+	atomic_fetch_add(&h->streams, 1);
+	atomic_fetch_add(&h->streams_total, 1);
+	return trusted;
+}
+
+void cs_hub_detach(cs_server *srv, const char *tenant, const char *conversation)
+{
+	cs_hub *h = srv->hub;
+	char key[2 * CS_MAX_ID_LEN + 2];
+	size_t len = interest_key(key, tenant, conversation ? conversation : "");
+	pthread_rwlock_wrlock(&h->ring_lock);
+	interest **p = interest_slot(h, key, len), *it = *p;
+	if (it && !--it->streams) {
+		*p = it->next;
+		free(it);
+	}
+	pthread_rwlock_unlock(&h->ring_lock);
+	atomic_fetch_sub(&h->streams, 1);
+}
+
+/* ---- frames ----------------------------------------------------------------------------- */
+
+/* @ev's frame: the SSE text and what waiters are matched on; a blank one (the position alone)
+ * when no attached stream can want it. NULL when out of memory. */
+static frame *frame_new(const Convstore__V1__Event *ev, bool wanted)
+{
+	if (!wanted) {
+		frame *f = calloc(1, sizeof(*f) + 1);
+		if (f) {
+			f->position = ev->position;
+			f->tenant = f->conversation = f->type = f->text = f->data;
+		}
+		return f;
+	}
 	cs_buf text = {0};
 	if (cs_sse_frame(&text, ev))
 		return NULL;
@@ -172,12 +281,12 @@ static frame *frame_new(const Convstore__V1__Event *ev)
 	return f;
 }
 
-int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t *after, cs_buf *out,
-		size_t budget)
+int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t trusted, uint64_t *after,
+		cs_buf *out, size_t budget)
 {
 	cs_hub *h = srv->hub;
 	pthread_rwlock_rdlock(&h->ring_lock);
-	if (*after < h->from) {
+	if (*after < h->from || *after < trusted) {
 		pthread_rwlock_unlock(&h->ring_lock);
 		return CS_HUB_BEHIND;
 	}
@@ -234,6 +343,7 @@ bool cs_hub_park(cs_server *srv, cs_waiter *w, uint64_t seen)
 	pthread_mutex_lock(&h->lock);
 	bool park = h->published == seen && !h->draining;
 	if (park) {
+		w->key = key_hash(w->tenant, w->conversation ? w->conversation : "");
 		w->prev = NULL;
 		w->next = h->waiters;
 		if (h->waiters)
@@ -258,17 +368,47 @@ void cs_hub_unpark(cs_server *srv, cs_waiter *w)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/* The keys of a round's events, (tenant, conversation) and (tenant, ""), as a hash set. */
+#define ROUND_KEYS 4096u /* > 2 * HUB_PAGE, so that it never fills */
+
+static void round_keys(uint64_t *set, Convstore__V1__Event *const *events, size_t n)
+{
+	memset(set, 0, ROUND_KEYS * sizeof(*set));
+	for (size_t i = 0; i < 2 * n; i++) {
+		const Convstore__V1__Event *ev = events[i / 2];
+		uint64_t k = key_hash(ev->tenant, i % 2 ? ev->conversation_id : "");
+		size_t j = k % ROUND_KEYS;
+		while (set[j] && set[j] != k)
+			j = (j + 1) % ROUND_KEYS;
+		set[j] = k;
+	}
+}
+
+static bool round_has(const uint64_t *set, uint64_t k)
+{
+	for (size_t j = k % ROUND_KEYS; set[j]; j = (j + 1) % ROUND_KEYS)
+		if (set[j] == k)
+			return true;
+	return false;
+}
+
 /* Wake the waiters @events (may be NULL) concern, those past their deadline, or all when
- * draining. The caller holds h->lock. Returns the nearest deadline of those left (or 0). */
+ * draining. A waiter's key is looked up in the round's key set first, so a thousand waiters
+ * cost a thousand probes, not a comparison with every event. The caller holds h->lock.
+ * Returns the nearest deadline of those left (or 0). */
 static uint64_t wake(cs_hub *h, Convstore__V1__Event *const *events, size_t n)
 {
+	static uint64_t set[ROUND_KEYS]; /* only the hub thread and drain call this, locked */
+	if (n)
+		round_keys(set, events, n);
 	uint64_t now = cs_mono_ms(), nearest = 0;
 	for (cs_waiter *w = h->waiters, *next; w; w = next) {
 		next = w->next;
 		bool go = h->draining || w->deadline_ms <= now;
-		for (size_t i = 0; !go && i < n; i++)
-			go = concerns(w, events[i]->tenant, events[i]->conversation_id,
-				      events[i]->type);
+		if (!go && n && round_has(set, w->key))
+			for (size_t i = 0; !go && i < n; i++)
+				go = concerns(w, events[i]->tenant, events[i]->conversation_id,
+					      events[i]->type);
 		if (go) {
 			unlink_waiter(h, w);
 			w->wake(w);
@@ -301,7 +441,8 @@ static void publish(cs_hub *h, const cs_event_page *page, bool keep)
 	pthread_rwlock_wrlock(&h->ring_lock);
 	for (size_t i = 0; i < page->n; i++) {
 		const Convstore__V1__Event *ev = page->events[i];
-		frame *f = keep ? frame_new(ev) : NULL;
+		frame *f =
+		    keep ? frame_new(ev, interested(h, ev->tenant, ev->conversation_id)) : NULL;
 		if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_DELETED)
 			ring_blank(h, ev->tenant, ev->conversation_id);
 		if (f) {
@@ -391,16 +532,6 @@ void cs_hub_notify(cs_server *srv)
 	pthread_mutex_unlock(&h->lock);
 }
 
-void cs_hub_attach(cs_server *srv, int delta)
-{
-	if (delta > 0) {
-		atomic_fetch_add(&srv->hub->streams, 1);
-		atomic_fetch_add(&srv->hub->streams_total, 1);
-	} else {
-		atomic_fetch_sub(&srv->hub->streams, 1);
-	}
-}
-
 void cs_hub_figures(cs_server *srv, cs_hub_figures_t *out)
 {
 	cs_hub *h = srv->hub;
@@ -468,6 +599,12 @@ void cs_hub_stop(cs_server *srv)
 	}
 	while (h->n)
 		ring_drop_oldest(h);
+	for (size_t i = 0; i < INTERESTS; i++)
+		while (h->interests[i]) {
+			interest *it = h->interests[i];
+			h->interests[i] = it->next;
+			free(it);
+		}
 	free(h->ring);
 	pthread_rwlock_destroy(&h->ring_lock);
 	pthread_cond_destroy(&h->cond);

@@ -135,6 +135,7 @@ struct cs_waiter {
 	void (*wake)(cs_waiter *w);    /* called under the hub's lock, once unparked */
 	void (*on_park)(cs_waiter *w); /* NULL, or called under the hub's lock when parked */
 	bool parked;
+	uint64_t key; /* the hub's hash of (tenant, conversation) */
 };
 
 /* A growable byte buffer. */
@@ -450,13 +451,19 @@ void cs_hub_unpark(cs_server *srv, cs_waiter *w);
 /**
  * Append to @out (until it holds @budget bytes) the ring's frames after *@after that concern
  * @filter, advancing *@after past every frame looked at.
- * @return CS_OK; CS_HUB_BEHIND when *@after is before the ring (read the store); CS_ENOMEM.
+ * @return CS_OK; CS_HUB_BEHIND when *@after is before the ring, or before @trusted (what
+ *         cs_hub_attach() returned): read the store; CS_ENOMEM.
  */
-int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t *after, cs_buf *out,
-		size_t budget);
+int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t trusted, uint64_t *after,
+		cs_buf *out, size_t budget);
 
-/** A stream attached (+1) or ended (-1): the hub keeps frames while any is attached. */
-void cs_hub_attach(cs_server *srv, int delta);
+/**
+ * A stream of @tenant's feed (@conversation NULL) or of one conversation attaches: from now on
+ * the hub formats the events it can want. Returns the position up to which the ring may lack
+ * them (pass it to cs_hub_copy()). Each attach is undone by one cs_hub_detach().
+ */
+uint64_t cs_hub_attach(cs_server *srv, const char *tenant, const char *conversation);
+void cs_hub_detach(cs_server *srv, const char *tenant, const char *conversation);
 
 typedef struct cs_hub_figures_t {
 	uint64_t streams, streams_total, frames_total, waiters, ring_frames, ring_bytes;
