@@ -446,8 +446,9 @@ static void publish(cs_hub *h, const cs_event_page *page, bool keep)
 		if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_DELETED)
 			ring_blank(h, ev->tenant, ev->conversation_id);
 		if (f) {
+			if (f->len)
+				atomic_fetch_add(&h->frames_total, 1);
 			ring_push(h, f);
-			atomic_fetch_add(&h->frames_total, 1);
 		} else { /* not kept (or no memory): the ring starts after it */
 			while (h->n)
 				ring_drop_oldest(h);

@@ -8,6 +8,7 @@
  *     holds at the end, in position order, no gap and no repeat;
  *   - the long poll is woken by the commit (milliseconds after the append's answer, against a
  *     10 s wait_ms), and answers an empty page when its wait is over;
+ *   - only events an attached stream can want are formatted (the /metrics counter);
  *   - ?types= filters, bad positions and bad types are 400, and change nothing;
  *   - an erased conversation vanishes from every feed (only its content-free
  *     conversation_deleted stays), and its stream ends;
@@ -488,6 +489,61 @@ static void test_erase(void)
 	sse_close(&later);
 }
 
+/* ---- what the hub formats ------------------------------------------------------------------ */
+
+/* A number from /metrics ("name value" line); -1 when missing. */
+static long long metric(const char *name)
+{
+	httpc_response r = srv_req(&S, "GET", "/metrics", "", NULL);
+	long long v = -1;
+	char key[128];
+	snprintf(key, sizeof(key), "\n%s ", name);
+	const char *p = r.body ? strstr(r.body, key) : NULL;
+	if (p)
+		v = atoll(p + strlen(key));
+	httpc_response_free(&r);
+	return v;
+}
+
+/* Only events an attached stream can want are formatted: a stream of conversation A makes A's
+ * events be formatted, not B's; a global stream makes every event of its tenant be. */
+static void test_interest(void)
+{
+	static sse_client a, g;
+	collected k;
+	CHECK_EQ_INT(srv_json(&S, NULL, "POST", "/v1/conversations/int-a/events",
+			      "{\"events\":[" MSG("a0") "]}"),
+		     201);
+	CHECK_EQ_INT(metric("convstored_feed_streams"), 0);
+	long long f0 = metric("convstored_feed_frames_total");
+	CHECK_EQ_INT(stream_for("/v1/conversations/int-a/events/stream", "", 100, &k, &a), 200);
+	CHECK_EQ_INT(metric("convstored_feed_streams"), 1);
+	CHECK_EQ_INT(srv_json(&S, NULL, "POST", "/v1/conversations/int-b/events",
+			      "{\"events\":[" MSG("b1") "," MSG("b2") "]}"),
+		     201);
+	CHECK_EQ_INT(srv_json(&S, NULL, "POST", "/v1/conversations/int-a/events",
+			      "{\"events\":[" MSG("a1") "]}"),
+		     201);
+	for (int i = 0; i < 20 && !a.events; i++)
+		sse_pump(&a, 20);
+	CHECK_EQ_INT(a.events, 1);
+	CHECK_EQ_INT(metric("convstored_feed_frames_total") - f0, 1);
+	CHECK_EQ_INT(stream_for("/v1/events/stream", "", 100, &k, &g), 200);
+	CHECK_EQ_INT(srv_json(&S, NULL, "POST", "/v1/conversations/int-b/events",
+			      "{\"events\":[" MSG("b3") "]}"),
+		     201);
+	for (int i = 0; i < 20 && !g.events; i++)
+		sse_pump(&g, 20);
+	CHECK_EQ_INT(g.events, 1);
+	CHECK_EQ_INT(metric("convstored_feed_frames_total") - f0, 2);
+	/* the conversation stream's first frame came from the store: the ring had A's a0 blank */
+	sse_close(&a);
+	sse_close(&g);
+	for (int i = 0; i < 50 && metric("convstored_feed_streams") != 0; i++)
+		usleep(10 * 1000);
+	CHECK_EQ_INT(metric("convstored_feed_streams"), 0);
+}
+
 /* ---- a thousand idle subscribers ------------------------------------------------------------ */
 
 #define THOUSAND 1000
@@ -534,7 +590,12 @@ static void test_thousand_idle(void)
 	int threads = server_threads();
 	printf("%d idle subscribers: the server has %d threads (%d before)\n", THOUSAND, threads,
 	       threads_before);
-	CHECK(threads <= threads_before + 2); /* no thread per subscriber */
+	CHECK(threads <= threads_before + 2);		      /* no thread per subscriber */
+	CHECK(metric("convstored_feed_waiting") >= THOUSAND); /* parked in the hub */
+	/* (a stream an earlier case closed is noticed at its next heartbeat) */
+	for (int i = 0; i < 100 && metric("convstored_feed_streams") != THOUSAND; i++)
+		usleep(10 * 1000);
+	CHECK_EQ_INT(metric("convstored_feed_streams"), THOUSAND);
 	CHECK_EQ_INT(srv_json(&S, NULL, "POST", "/v1/conversations/all/events",
 			      "{\"events\":[" MSG("to everyone") "]}"),
 		     201);
@@ -641,6 +702,7 @@ int main(void)
 	const char *flags[] = {"--heartbeat-ms", "200", NULL};
 	srv_start(&S, flags);
 	CHECK_RUN(test_long_poll);
+	CHECK_RUN(test_interest);
 	CHECK_RUN(test_types_and_bad_input);
 	CHECK_RUN(test_exactly_once);
 	CHECK_RUN(test_erase);
