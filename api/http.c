@@ -50,6 +50,7 @@ static const struct {
     {CS_ENOMEM, 503, "unavailable"},
     {CS_EIO, 503, "unavailable"},
     {CS_ECLOSED, 503, "unavailable"},
+    {CS_HTTP_EBUSY, 503, "unavailable"},
     {CS_EFULL, 507, "storage_full"},
 };
 
@@ -106,6 +107,11 @@ static enum MHD_Result reply_owned(cs_req *r, unsigned status, const char *conte
 	add_etag(resp, etag_version);
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->retry_after && status >= 400) {
+		char secs[16];
+		snprintf(secs, sizeof(secs), "%u", r->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	}
 	enum MHD_Result ret = cs_reply_queue(r, status, resp);
 	MHD_destroy_response(resp);
 	return ret;

@@ -14,8 +14,8 @@
  *
  * A request goes through on_request() in three steps:
  *   1. headers (first call): route (404, 405), auth (401, 403, before the conversation id is
- *      even looked at), the id (400), query parameters (400), content type (415), and
- *      Content-Length against --max-body (413) - all before a byte of the body is read;
+ *      even looked at), the tenant's rate (429), the id (400), query parameters (400), content type
+ * (415), and Content-Length against --max-body (413) - all before a byte of the body is read;
  *   2. body chunks: appended to a buffer that never grows past --max-body; a body that
  *      streams past it (chunked encoding) is dropped as it arrives and answered 413;
  *   3. final call: the route's handler, which queues exactly one response.
@@ -55,6 +55,8 @@ static enum MHD_Result on_headers(cs_req *r, const char *url)
 	int rc = cs_route_match(r, r->method, url, &err);
 	if (!rc)
 		rc = cs_auth_check(r, &err);
+	if (!rc)
+		rc = cs_rate_check(r, &err);
 	if (!rc)
 		rc = cs_route_id(r, &err);
 	if (!rc)
@@ -129,6 +131,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return cs_reply_fail(r, CS_ETOOBIG, "body is over the limit of %zu bytes",
 				     r->srv->cfg.max_body);
 	if (!r->dispatched) { /* step 3 on a worker; it resumes the connection when done */
+		if (!cs_workers_admit(r->srv)) {
+			r->retry_after = 1;
+			return cs_reply_fail(r, CS_HTTP_EBUSY,
+					     "%u requests are waiting already: retry shortly",
+					     r->srv->cfg.max_queue);
+		}
 		r->dispatched = true;
 		MHD_suspend_connection(conn);
 		cs_workers_submit(r->srv, r);
@@ -179,6 +187,9 @@ int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err)
 	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	bool tls = srv->tls_cert_pem && srv->tls_key_pem;
+	if (tls)
+		flags |= MHD_USE_TLS;
 	int rc = cs_hub_start(srv, err);
 	if (!rc)
 		rc = cs_workers_start(srv, srv->cfg.threads, err);
@@ -192,12 +203,16 @@ int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err)
 	    on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
 	    MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
 	    srv->cfg.idle_timeout, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	    /* without TLS the list ends here and the two options after it are not read */
+	    tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, srv->tls_key_pem,
+	    MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_END);
 	if (!srv->daemon) {
 		cs_workers_stop(srv);
 		cs_hub_stop(srv);
-		return cs_error_set(err, CS_EIO, "cannot listen on %s port %u", srv->cfg.listen,
-				    srv->cfg.port);
+		return cs_error_set(err, CS_EIO, "cannot listen on %s port %u%s", srv->cfg.listen,
+				    srv->cfg.port,
+				    tls ? " (or the TLS certificate and key are not usable)" : "");
 	}
 	return CS_OK;
 }

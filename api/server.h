@@ -47,6 +47,7 @@ enum {
 	CS_HTTP_EMETHOD = -102,		 /* 405 */
 	CS_HTTP_EMEDIA = -103,		 /* 415 */
 	CS_HTTP_ERATE = -104,		 /* 429 */
+	CS_HTTP_EBUSY = -105,		 /* 503: the worker queue is full */
 };
 
 enum cs_log_level { CS_LOG_ERROR = 0, CS_LOG_WARN, CS_LOG_INFO, CS_LOG_DEBUG };
@@ -79,7 +80,11 @@ typedef struct cs_config {
 	const char *keys;      /* key file; NULL: one tenant "default", no auth, loopback only */
 	bool no_sync;
 	enum cs_log_level log_level;
-	unsigned retention_interval; /* seconds between retention sweeps; 0: none */
+	unsigned retention_interval;	/* seconds between retention sweeps; 0: none */
+	unsigned rate_limit;		/* requests a second per tenant; 0: no limit */
+	unsigned rate_burst;		/* bucket size; 0: rate_limit */
+	unsigned max_queue;		/* requests waiting for a worker before 503 */
+	const char *tls_cert, *tls_key; /* PEM files; both or neither */
 } cs_config;
 
 typedef struct cs_keyring cs_keyring;
@@ -101,6 +106,7 @@ typedef struct cs_metrics {
 
 typedef struct cs_hub cs_hub;
 typedef struct cs_workers cs_workers;
+typedef struct cs_limits cs_limits;
 
 typedef struct cs_server {
 	cs_config cfg;
@@ -108,8 +114,10 @@ typedef struct cs_server {
 	cs_keyring *keys; /* NULL without --keys */
 	struct MHD_Daemon *daemon;
 	cs_metrics metrics;
-	cs_hub *hub;	     /* the feed hub (hub.c) */
-	cs_workers *workers; /* the handler pool (workers.c) */
+	cs_hub *hub;			  /* the feed hub (hub.c) */
+	cs_workers *workers;		  /* the handler pool (workers.c) */
+	cs_limits *limits;		  /* per-tenant rate limits (limits.c); NULL: none */
+	char *tls_cert_pem, *tls_key_pem; /* read from --tls-cert/--tls-key; NULL: plain HTTP */
 	atomic_bool draining;
 	atomic_int in_flight;
 } cs_server;
@@ -182,6 +190,7 @@ typedef struct cs_req {
 	uint64_t poll_after;	/* a long poll: where its reading has got to */
 	uint64_t poll_until_ms; /* ... and when it gives up (0: not started) */
 	char allow[64];		/* 405: the methods the path takes */
+	unsigned retry_after;	/* seconds for a Retry-After header (429, 503); 0: none */
 } cs_req;
 
 typedef enum MHD_Result (*cs_handler)(cs_req *r);
@@ -362,6 +371,18 @@ int cs_auth_check(cs_req *r, cs_error *err);
 /** Print a fresh random token and its key-file line for @tenant and @role to stdout. */
 int cs_keygen(const char *tenant, const char *role, cs_error *err);
 
+/* ---- limits.c ------------------------------------------------------------------------------ */
+
+/** Set up the rate limits of --rate-limit (nothing when it is 0). */
+int cs_limits_init(cs_server *srv, cs_error *err);
+void cs_limits_free(cs_server *srv);
+
+/**
+ * Take one request from the tenant's bucket. @return CS_OK; CS_HTTP_ERATE (r->retry_after set)
+ * when the tenant is over its rate. Routes that need no token, and the operator, pass.
+ */
+int cs_rate_check(cs_req *r, cs_error *err);
+
 /* ---- metrics.c ----------------------------------------------------------------------------- */
 
 /** Count one request of @route answered @status after @us microseconds. */
@@ -415,6 +436,9 @@ void cs_workers_stop(cs_server *srv);
 
 /** Queue @r (its connection suspended) for a worker to run its handler. */
 void cs_workers_submit(cs_server *srv, cs_req *r);
+
+/** Whether a new request may queue: fewer than --max-queue are waiting for a worker. */
+bool cs_workers_admit(cs_server *srv);
 
 /* ---- hub.c --------------------------------------------------------------------------------- */
 

@@ -9,6 +9,10 @@
  * at once, so 64 appends from 64 clients still go into one group commit together, while idle
  * connections and parked long polls and streams hold no thread at all.
  *
+ * The queue is bounded: a request that finds --max-queue others waiting for a worker is answered
+ * 503 with Retry-After at once (server.c), so a burst larger than the server can absorb costs
+ * its clients a retry rather than growing memory without limit.
+ *
  * A handler that wants to wait for the feed (a long poll with nothing to return yet) sets
  * r->park instead of answering; the worker then parks the request in the hub (hub.c), which
  * queues it here again when an event for it is committed or its wait is over.
@@ -23,6 +27,7 @@ struct cs_workers {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	cs_req *head, *tail; /* the queue, linked through cs_req.work_next */
+	atomic_size_t queued;
 	bool stop;
 	unsigned n;
 	pthread_t threads[];
@@ -45,6 +50,7 @@ void cs_workers_submit(cs_server *srv, cs_req *r)
 	else
 		w->head = r;
 	w->tail = r;
+	atomic_fetch_add(&w->queued, 1);
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 }
@@ -87,6 +93,7 @@ static void *worker_main(void *arg)
 		if (!w->head)
 			break;
 		cs_req *r = w->head;
+		atomic_fetch_sub(&w->queued, 1);
 		w->head = r->work_next;
 		if (!w->head)
 			w->tail = NULL;
@@ -96,6 +103,11 @@ static void *worker_main(void *arg)
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
+}
+
+bool cs_workers_admit(cs_server *srv)
+{
+	return atomic_load(&srv->workers->queued) < srv->cfg.max_queue;
 }
 
 int cs_workers_start(cs_server *srv, unsigned n, cs_error *err)
