@@ -21,33 +21,10 @@ static char tok_a_append[80], tok_a_read[80], tok_b_admin[80], tok_op[80];
 
 #define EV "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"hi\"}}]}"
 
-/* Run convstored --keygen; the token into @tok, the key-file line appended to @keys. */
-static void keygen(char *tok, FILE *keys, const char *tenant, const char *role)
-{
-	char cmd[512], line[256];
-	snprintf(cmd, sizeof(cmd), "%s --keygen '%s' %s", getenv("CONVSTORED"), tenant, role);
-	FILE *p = popen(cmd, "r");
-	CHECK(p != NULL);
-	if (!p)
-		return;
-	CHECK(fgets(line, sizeof(line), p) && sscanf(line, "token: %79s", tok) == 1);
-	CHECK(fgets(line, sizeof(line), p) != NULL);
-	fputs(line, keys);
-	CHECK_EQ_INT(pclose(p), 0);
-}
-
 static int call(const char *tok, const char *method, const char *path, const char *body,
 		json_t **out)
 {
-	char headers[256];
-	snprintf(headers, sizeof(headers), "%s%s%s%s", body ? JSON_HDR : "",
-		 tok ? "Authorization: Bearer " : "", tok ? tok : "", tok ? "\r\n" : "");
-	httpc_response r = srv_req(&S, method, path, headers, body);
-	if (out)
-		*out = r.body ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
-	int status = r.status;
-	httpc_response_free(&r);
-	return status;
+	return srv_call(&S, tok, method, path, body, out);
 }
 
 static void test_unauthenticated(void)
@@ -189,10 +166,10 @@ int main(void)
 	fputs("# test keys\n\n", f);
 	for (unsigned i = 0; i < 70; i++) /* tenants with keys nobody holds */
 		fprintf(f, "%064x filler-%u read\n", i, i);
-	keygen(tok_a_append, f, "tenant-a", "append");
-	keygen(tok_a_read, f, "tenant-a", "read");
-	keygen(tok_b_admin, f, "tenant-b", "admin");
-	keygen(tok_op, f, "*", "operator");
+	srv_keygen(tok_a_append, f, "tenant-a", "append");
+	srv_keygen(tok_a_read, f, "tenant-a", "read");
+	srv_keygen(tok_b_admin, f, "tenant-b", "admin");
+	srv_keygen(tok_op, f, "*", "operator");
 	fclose(f);
 	const char *args[] = {"--keys", keys, NULL};
 	srv_start(&S, args);
