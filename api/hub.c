@@ -142,10 +142,12 @@ static void ring_push(cs_hub *h, frame *f)
 	h->to = f->position;
 }
 
-/* Blank the frames of (@tenant, @conversation); the caller holds ring_lock for writing. */
-static void ring_blank(cs_hub *h, const char *tenant, const char *conversation)
+/* Blank the frames of (@tenant, @conversation) before @position (its conversation_deleted, which
+ * stays, as what follows it may be a new conversation of the same id); the caller holds
+ * ring_lock for writing. */
+static void ring_blank(cs_hub *h, const char *tenant, const char *conversation, uint64_t position)
 {
-	for (size_t i = 0; i < h->n; i++) {
+	for (size_t i = 0; i < h->n && ring_at(h, i)->position < position; i++) {
 		frame *f = ring_at(h, i);
 		if (f->len && strcmp(f->tenant, tenant) == 0 &&
 		    strcmp(f->conversation, conversation) == 0) {
@@ -305,11 +307,12 @@ int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t trusted, uint6
 	return rc;
 }
 
-void cs_hub_forget(cs_server *srv, const char *tenant, const char *conversation)
+void cs_hub_forget(cs_server *srv, const char *tenant, const char *conversation,
+		   uint64_t deleted_at)
 {
 	cs_hub *h = srv->hub;
 	pthread_rwlock_wrlock(&h->ring_lock);
-	ring_blank(h, tenant, conversation);
+	ring_blank(h, tenant, conversation, deleted_at);
 	pthread_rwlock_unlock(&h->ring_lock);
 }
 
@@ -444,7 +447,7 @@ static void publish(cs_hub *h, const cs_event_page *page, bool keep)
 		frame *f =
 		    keep ? frame_new(ev, interested(h, ev->tenant, ev->conversation_id)) : NULL;
 		if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_DELETED)
-			ring_blank(h, ev->tenant, ev->conversation_id);
+			ring_blank(h, ev->tenant, ev->conversation_id, ev->position);
 		if (f) {
 			if (f->len)
 				atomic_fetch_add(&h->frames_total, 1);

@@ -453,8 +453,9 @@ void cs_hub_stop(cs_server *srv);
 /** A write was committed: the hub reads it and wakes whom it concerns. Never blocks long. */
 void cs_hub_notify(cs_server *srv);
 
-/** Blank the ring's frames of an erased conversation. */
-void cs_hub_forget(cs_server *srv, const char *tenant, const char *conversation);
+/** Blank the ring's frames of an erased conversation before its conversation_deleted. */
+void cs_hub_forget(cs_server *srv, const char *tenant, const char *conversation,
+		   uint64_t deleted_at);
 
 /** Wake every waiter and refuse to park any more (the server is draining). */
 void cs_hub_drain(cs_server *srv);

@@ -487,6 +487,43 @@ static void test_erase(void)
 	CHECK_EQ_INT(
 	    stream_for("/v1/conversations/doomed/events/stream", "", 100, &k_later, &later), 404);
 	sse_close(&later);
+
+	/* Erase right after appends, twenty times, with a live stream attached: each deletion
+	 * reaches it even when the hub publishes it before the eraser blanks the ring (a race
+	 * that once blanked the conversation_deleted frame itself), and an id purged and used
+	 * again at once keeps its new events. */
+	start = last_position();
+	memset(&k_live, 0, sizeof(k_live));
+	CHECK_EQ_INT(
+	    sse_open(&live, S.port,
+		     fmt("/v1/events/stream?after_position=%llu&types=conversation_deleted",
+			 (unsigned long long)start),
+		     ""),
+	    0);
+	live.on_event = on_collect;
+	live.ctx = &k_live;
+	for (int i = 0; i < 20; i++) {
+		CHECK_EQ_INT(srv_json(&S, NULL, "POST", fmt("/v1/conversations/gone-%d/events", i),
+				      "{\"events\":[" MSG("x") "]}"),
+			     201);
+		CHECK_EQ_INT(srv_json(&S, NULL, "DELETE",
+				      fmt("/v1/conversations/gone-%d?purge=true", i), NULL),
+			     204);
+		CHECK_EQ_INT(srv_json(&S, NULL, "POST", fmt("/v1/conversations/gone-%d/events", i),
+				      "{\"events\":[" MSG("again") "]}"),
+			     201);
+		sse_pump(&live, 1);
+	}
+	for (double until = now_s() + 3; now_s() < until && k_live.n < 20;)
+		sse_pump(&live, 20);
+	CHECK_EQ_INT(k_live.n, 20);
+	sse_close(&live);
+	static feed_truth t;
+	read_truth(&t);
+	size_t again = 0;
+	for (size_t i = 0; i < t.n; i++)
+		again += !strncmp(t.conv[i], "gone-", 5) && !strcmp(t.type[i], "message");
+	CHECK_EQ_INT(again, 20); /* the new ones, not the erased ones */
 }
 
 /* ---- what the hub formats ------------------------------------------------------------------ */
