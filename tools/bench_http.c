@@ -34,16 +34,12 @@
  * the figure that does not depend on this program keeping up.
  */
 #include <errno.h>
-#include <ftw.h>
-#include <linux/magic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/vfs.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +47,7 @@
 
 #include "convstore/store.h"
 #include "httpc.h"
+#include "procs.h"
 #include "sse.h"
 
 #define CONTENT_BYTES 1024
@@ -164,34 +161,14 @@ typedef struct result {
 
 static pid_t server_pid; /* the spawned convstored; 0 with --url */
 
-/* CPU seconds (user + system) process @pid has used; < 0 when unknown. */
-static double cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long long utime, stime;
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-	/* after ")": state and fields 4..13, then utime (14) and stime (15) */
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-			 &stime) != 2)
-		return -1;
-	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Run @n workers of @mode for the configured window; false when a request failed. */
 static bool run(result *out, const cfg *c, int mode, unsigned n, cs_store *store)
 {
 	static worker w[MAX_CLIENTS];
 	pthread_t t[MAX_CLIENTS];
 	atomic_bool stop = false;
-	double cpu0 = mode == 2 ? -1 : cpu_seconds(server_pid), self0 = cpu_seconds(getpid());
+	double cpu0 = mode == 2 ? -1 : procs_cpu_seconds(server_pid),
+	       self0 = procs_cpu_seconds(getpid());
 	for (unsigned i = 0; i < n; i++) {
 		w[i] = (worker){c, (int)i, mode, store, malloc(MAX_SAMPLES * sizeof(double)),
 				0, &stop,  false};
@@ -207,8 +184,8 @@ static bool run(result *out, const cfg *c, int mode, unsigned n, cs_store *store
 		total += w[i].n;
 		ok = ok && !w[i].failed;
 	}
-	double elapsed = now() - t0, cpu1 = cpu0 < 0 ? -1 : cpu_seconds(server_pid);
-	double self1 = cpu_seconds(getpid());
+	double elapsed = now() - t0, cpu1 = cpu0 < 0 ? -1 : procs_cpu_seconds(server_pid);
+	double self1 = procs_cpu_seconds(getpid());
 	out->cpu_us = cpu1 < 0 || !total ? -1 : (cpu1 - cpu0) * 1e6 / (double)total;
 	out->client_cpu_us = self1 < 0 || !total ? -1 : (self1 - self0) * 1e6 / (double)total;
 	double *all = malloc((total ? total : 1) * sizeof(double));
@@ -224,51 +201,6 @@ static bool run(result *out, const cfg *c, int mode, unsigned n, cs_store *store
 	out->p99 = total ? all[(size_t)((double)total * 0.99)] * 1e3 : 0;
 	free(all);
 	return ok;
-}
-
-static int rm_one(const char *p, const struct stat *st, int f, struct FTW *ftw)
-{
-	(void)st, (void)f, (void)ftw;
-	return remove(p);
-}
-
-/* A temp folder on a real disk: under /tmp unless it is tmpfs. */
-static void make_tmp(char *out, size_t size)
-{
-	struct statfs fs;
-	bool tmpfs = statfs("/tmp", &fs) == 0 && fs.f_type == TMPFS_MAGIC;
-	snprintf(out, size, "%s/bench-http-XXXXXX", tmpfs ? "." : "/tmp");
-	if (!mkdtemp(out)) {
-		perror("mkdtemp");
-		exit(1);
-	}
-}
-
-static pid_t spawn(cfg *c, const char *exe, const char *dir)
-{
-	char data[4200];
-	int out[2];
-	snprintf(data, sizeof(data), "%s/server", dir);
-	if (pipe(out))
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		freopen("/dev/null", "w", stderr);
-		execl(exe, exe, "--port", "0", "--data", data, (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	char line[128] = "";
-	size_t n = 0;
-	while (n + 1 < sizeof(line) && read(out[0], line + n, 1) == 1 && line[n] != '\n')
-		n++;
-	line[n] = '\0';
-	close(out[0]);
-	const char *colon = strrchr(line, ':');
-	c->port = colon ? (unsigned)atoi(colon + 1) : 0;
-	snprintf(c->host, sizeof(c->host), "127.0.0.1");
-	return c->port ? pid : -1;
 }
 
 /* ---- --feed ----------------------------------------------------------------------------- */
@@ -572,8 +504,10 @@ int main(int argc, char **argv)
 		 "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"%s\"}}]}", content);
 	snprintf(c.run, sizeof(c.run), "b%ld", (long)time(NULL) % 100000);
 	char dir[4096], store_dir[4200];
-	make_tmp(dir, sizeof(dir));
-	pid_t pid = spawn_exe ? spawn(&c, spawn_exe, dir) : 0;
+	procs_tmpdir(dir, sizeof(dir), "bench-http");
+	pid_t pid = spawn_exe ? procs_spawn(spawn_exe, dir, NULL, &c.port) : 0;
+	if (spawn_exe)
+		snprintf(c.host, sizeof(c.host), "127.0.0.1");
 	server_pid = pid;
 	cs_store *store = NULL;
 	cs_error err = CS_ERROR_INIT;
@@ -607,15 +541,10 @@ int main(int argc, char **argv)
 		row("HTTP state view GET", readers, &rd, NULL);
 done:
 	cs_store_close(store);
-	if (pid > 0) {
-		int status = 0;
-		kill(pid, SIGTERM);
-		waitpid(pid, &status, 0);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			fprintf(stderr, "bench_http: convstored did not exit cleanly\n");
-			rc = 1;
-		}
+	if (pid > 0 && !procs_stop(pid)) {
+		fprintf(stderr, "bench_http: convstored did not exit cleanly\n");
+		rc = 1;
 	}
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	procs_rmtree(dir);
 	return rc;
 }
