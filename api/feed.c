@@ -91,8 +91,9 @@ enum MHD_Result cs_h_feed(cs_req *r)
 		rc = cs_query_u64(&wait_ms, r, "wait_ms", 0, 0, CS_WAIT_MS_MAX, &err);
 	if (rc)
 		return cs_reply_error(r, &err);
-	if (!r->poll_until_ms) { /* the first run; later ones go on where it got to */
-		r->poll_until_ms = cs_mono_ms() + wait_ms + 1;
+	if (!r->poll_started) { /* the first run; later ones go on where it got to */
+		r->poll_started = true;
+		r->poll_until_ms = cs_mono_ms() + wait_ms;
 		r->poll_after = after;
 	}
 	for (;;) {
@@ -175,8 +176,7 @@ static int sse_take(sse *s, const cs_event_page *page)
 /* Prepare what comes after s->after: from the ring, or from the store while behind it. */
 static int sse_produce(sse *s)
 {
-	size_t before = s->out.len;
-	int rc = cs_hub_copy(s->srv, &s->w, s->trusted, &s->after, &s->out, SSE_BUDGET);
+	int rc = cs_hub_copy(s->srv, &s->w, s->trusted, &s->after, &s->out, SSE_BUDGET, &s->ended);
 	if (rc == CS_HUB_BEHIND) {
 		cs_event_page page = {0};
 		cs_error err = CS_ERROR_INIT;
@@ -195,10 +195,6 @@ static int sse_produce(sse *s)
 			rc = sse_take(s, &page);
 		cs_event_page_deinit(&page);
 	}
-	/* A conversation's stream ends with its conversation_deleted (data lines hold no "\n"). */
-	if (!rc && s->conversation[0] && s->out.len > before &&
-	    memmem(s->out.p + before, s->out.len - before, "\nevent: conversation_deleted\n", 29))
-		s->ended = true;
 	return rc;
 }
 
@@ -270,22 +266,30 @@ static int types_parse(cs_types *out, const cs_req *r, cs_error *err)
 	return CS_OK;
 }
 
-/* Where a stream starts: Last-Event-ID, else ?after_position, else the end of the feed now. */
+/* Where a stream starts: Last-Event-ID, else ?after_position, else the end of the feed now. A
+ * position past the end is refused: it can only come from another store (a restored backup, a
+ * different server) and would wait, silently, for events that are not this store's. */
 static int sse_start(uint64_t *after, cs_req *r, cs_error *err)
 {
-	const char *last = cs_req_header(r, "Last-Event-ID");
-	if (last) {
-		if (!cs_parse_u64(after, last))
-			return cs_error_set(err, CS_EINVAL,
-					    "Last-Event-ID '%.32s' is not a position", last);
-		return CS_OK;
-	}
-	if (cs_query_get(r, "after_position"))
-		return cs_query_u64(after, r, "after_position", 0, 0, UINT64_MAX, err);
 	cs_store_stats st;
 	int rc = cs_store_stats_get(&st, r->srv->store, err);
+	if (rc)
+		return rc;
+	const char *last = cs_req_header(r, "Last-Event-ID");
 	*after = st.last_position;
-	return rc;
+	if (last && !cs_parse_u64(after, last))
+		return cs_error_set(err, CS_EINVAL, "Last-Event-ID '%.32s' is not a position",
+				    last);
+	if (!last && cs_query_get(r, "after_position") &&
+	    (rc = cs_query_u64(after, r, "after_position", 0, 0, UINT64_MAX, err)))
+		return rc;
+	if (*after > st.last_position)
+		return cs_error_set(err, CS_EINVAL,
+				    "position %llu is past the end of the feed (%llu): not this "
+				    "store's",
+				    (unsigned long long)*after,
+				    (unsigned long long)st.last_position);
+	return CS_OK;
 }
 
 static enum MHD_Result stream(cs_req *r, const char *conversation)

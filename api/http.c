@@ -78,6 +78,8 @@ enum MHD_Result cs_reply_queue(cs_req *r, unsigned status, struct MHD_Response *
 		return MHD_NO;
 	r->status = status;
 	r->answered = true;
+	if (atomic_load(&r->srv->closing)) /* no next request on this connection */
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	return MHD_queue_response(r->conn, status, resp);
 }
 

@@ -46,6 +46,15 @@
 #define HUB_PAGE    1000
 #define INTERESTS   1024u /* hash buckets of attached (tenant, conversation) pairs */
 
+/* An erased conversation: events of it before its conversation_deleted are not published, even
+ * when the hub read them from a snapshot older than the erase. Dropped once the hub is past. */
+typedef struct erasure {
+	struct erasure *next;
+	uint64_t deleted_at;
+	char tenant[CS_MAX_ID_LEN + 1];
+	char conversation[CS_MAX_ID_LEN + 1];
+} erasure;
+
 /* Streams attached to one tenant's global feed (conversation "") or one conversation. */
 typedef struct interest {
 	struct interest *next;
@@ -73,6 +82,7 @@ struct cs_hub {
 	uint64_t notified;  /* bumped by every committed write */
 	uint64_t published; /* bumped after each round the hub thread makes */
 	bool stop, draining;
+	uint64_t nearest;   /* the deadline the hub thread waits for (0: none) */
 	cs_waiter *waiters; /* a doubly linked list of parked waiters */
 	size_t n_waiters;
 
@@ -83,6 +93,7 @@ struct cs_hub {
 	uint64_t from, to;
 
 	interest *interests[INTERESTS]; /* under ring_lock */
+	erasure *erased;		/* under ring_lock: erasures the hub has not passed yet */
 
 	atomic_uint streams; /* attached SSE streams */
 	atomic_ullong frames_total, streams_total;
@@ -284,7 +295,7 @@ static frame *frame_new(const Convstore__V1__Event *ev, bool wanted)
 }
 
 int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t trusted, uint64_t *after,
-		cs_buf *out, size_t budget)
+		cs_buf *out, size_t budget, bool *ended)
 {
 	cs_hub *h = srv->hub;
 	pthread_rwlock_rdlock(&h->ring_lock);
@@ -294,14 +305,19 @@ int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t trusted, uint6
 	}
 	int rc = CS_OK;
 	size_t i = ring_find(h, *after);
-	for (; i < h->n && out->len < budget; i++) {
+	for (; i < h->n && out->len < budget && !*ended; i++) {
 		const frame *f = ring_at(h, i);
 		if (f->len && concerns(filter, f->tenant, f->conversation, f->type) &&
 		    (rc = cs_buf_add(out, f->text, f->len)))
 			break;
 		*after = f->position;
+		/* a conversation's stream ends with its deletion, whatever its ?types= */
+		if (filter->conversation && f->len && !strcmp(f->type, "conversation_deleted") &&
+		    !strcmp(f->tenant, filter->tenant) &&
+		    !strcmp(f->conversation, filter->conversation))
+			*ended = true;
 	}
-	if (!rc && i == h->n && h->to > *after)
+	if (!rc && !*ended && i == h->n && h->to > *after)
 		*after = h->to;
 	pthread_rwlock_unlock(&h->ring_lock);
 	return rc;
@@ -311,9 +327,37 @@ void cs_hub_forget(cs_server *srv, const char *tenant, const char *conversation,
 		   uint64_t deleted_at)
 {
 	cs_hub *h = srv->hub;
+	erasure *e = calloc(1, sizeof(*e));
 	pthread_rwlock_wrlock(&h->ring_lock);
 	ring_blank(h, tenant, conversation, deleted_at);
+	if (e && deleted_at > h->to) { /* the hub may still publish what it read before */
+		e->deleted_at = deleted_at;
+		snprintf(e->tenant, sizeof(e->tenant), "%s", tenant);
+		snprintf(e->conversation, sizeof(e->conversation), "%s", conversation);
+		e->next = h->erased;
+		h->erased = e;
+		e = NULL;
+	}
 	pthread_rwlock_unlock(&h->ring_lock);
+	free(e);
+}
+
+/* Whether @ev belongs to a conversation erased after it; drops erasures the hub is past.
+ * The caller holds ring_lock for writing. */
+static bool erased(cs_hub *h, const Convstore__V1__Event *ev)
+{
+	bool gone = false;
+	for (erasure **p = &h->erased, *e; (e = *p);) {
+		if (ev->position >= e->deleted_at) { /* published up to its deletion: done */
+			*p = e->next;
+			free(e);
+			continue;
+		}
+		gone = gone || (strcmp(e->tenant, ev->tenant) == 0 &&
+				strcmp(e->conversation, ev->conversation_id) == 0);
+		p = &e->next;
+	}
+	return gone;
 }
 
 /* ---- waiters ---------------------------------------------------------------------------- */
@@ -356,7 +400,10 @@ bool cs_hub_park(cs_server *srv, cs_waiter *w, uint64_t seen)
 		h->n_waiters++;
 		if (w->on_park)
 			w->on_park(w);
-		pthread_cond_signal(&h->cond); /* its deadline may be the nearest */
+		if (!h->nearest || w->deadline_ms < h->nearest) {
+			h->nearest = w->deadline_ms; /* the hub thread must wake sooner */
+			pthread_cond_signal(&h->cond);
+		}
 	}
 	pthread_mutex_unlock(&h->lock);
 	return park;
@@ -419,7 +466,18 @@ static uint64_t wake(cs_hub *h, Convstore__V1__Event *const *events, size_t n)
 			nearest = w->deadline_ms;
 		}
 	}
+	h->nearest = nearest;
 	return nearest;
+}
+
+/* Wake every parked waiter. The caller holds h->lock. */
+static void wake_all(cs_hub *h)
+{
+	while (h->waiters) {
+		cs_waiter *w = h->waiters;
+		unlink_waiter(h, w);
+		w->wake(w);
+	}
 }
 
 /* ---- the hub thread ----------------------------------------------------------------------- */
@@ -444,8 +502,8 @@ static void publish(cs_hub *h, const cs_event_page *page, bool keep)
 	pthread_rwlock_wrlock(&h->ring_lock);
 	for (size_t i = 0; i < page->n; i++) {
 		const Convstore__V1__Event *ev = page->events[i];
-		frame *f =
-		    keep ? frame_new(ev, interested(h, ev->tenant, ev->conversation_id)) : NULL;
+		bool wanted = !erased(h, ev) && interested(h, ev->tenant, ev->conversation_id);
+		frame *f = keep ? frame_new(ev, wanted) : NULL;
 		if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_CONVERSATION_DELETED)
 			ring_blank(h, ev->tenant, ev->conversation_id, ev->position);
 		if (f) {
@@ -470,21 +528,31 @@ static bool round_once(cs_hub *h)
 	pthread_mutex_lock(&h->lock);
 	bool anyone = h->n_waiters > 0;
 	pthread_mutex_unlock(&h->lock);
-	if (!keep && !anyone) {
+	bool skipped = !keep && !anyone;
+	if (skipped) {
 		skip_to_end(h);
 	} else {
 		pthread_rwlock_rdlock(&h->ring_lock);
 		uint64_t after = h->to;
 		pthread_rwlock_unlock(&h->ring_lock);
 		cs_error err = CS_ERROR_INIT;
-		if (cs_store_read_feed(&page, h->srv->store, NULL, after, HUB_PAGE, &err))
+		if (cs_store_read_feed(&page, h->srv->store, NULL, after, HUB_PAGE, &err)) {
+			/* try again in a second (woken sooner by the next write), not at the next
+			 * write only: a quiet server would otherwise never deliver what is there */
 			cs_log(h->srv, CS_LOG_ERROR, "feed hub: %s", err.msg);
+			struct timespec second = {1, 0};
+			nanosleep(&second, NULL);
+			more = true;
+		}
 		publish(h, &page, keep);
-		more = page.n == HUB_PAGE;
+		more = more || page.n == HUB_PAGE;
 	}
 	pthread_mutex_lock(&h->lock);
 	h->published++;
-	wake(h, page.events, page.n);
+	if (skipped) /* whoever parked during this round missed the events it skipped */
+		wake_all(h);
+	else
+		wake(h, page.events, page.n);
 	pthread_mutex_unlock(&h->lock);
 	cs_event_page_deinit(&page);
 	return more;
@@ -497,7 +565,7 @@ static void *hub_main(void *arg)
 	bool more = true; /* the first round starts the ring at the end of the log */
 	pthread_mutex_lock(&h->lock);
 	while (!h->stop) {
-		if (!more && h->notified == seen && !h->draining) {
+		if (!more && h->notified == seen) {
 			uint64_t nearest = wake(h, NULL, 0);
 			if (h->notified == seen) {
 				if (nearest) {
@@ -556,7 +624,7 @@ void cs_hub_drain(cs_server *srv)
 	cs_hub *h = srv->hub;
 	pthread_mutex_lock(&h->lock);
 	h->draining = true;
-	wake(h, NULL, 0);
+	wake_all(h);
 	pthread_cond_signal(&h->cond);
 	pthread_mutex_unlock(&h->lock);
 }
@@ -603,6 +671,11 @@ void cs_hub_stop(cs_server *srv)
 	}
 	while (h->n)
 		ring_drop_oldest(h);
+	while (h->erased) {
+		erasure *e = h->erased;
+		h->erased = e->next;
+		free(e);
+	}
 	for (size_t i = 0; i < INTERESTS; i++)
 		while (h->interests[i]) {
 			interest *it = h->interests[i];

@@ -130,6 +130,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (r->body_too_big)
 		return cs_reply_fail(r, CS_ETOOBIG, "body is over the limit of %zu bytes",
 				     r->srv->cfg.max_body);
+	if (!r->dispatched && atomic_load(&r->srv->closing)) { /* the pool is stopping */
+		r->retry_after = 1;
+		return cs_reply_fail(r, CS_ECLOSED, "the server is shutting down");
+	}
 	if (!r->dispatched) { /* step 3 on a worker; it resumes the connection when done */
 		if (!cs_workers_admit(r->srv)) {
 			r->retry_after = 1;
@@ -208,7 +212,7 @@ int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err)
 	    tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, srv->tls_key_pem,
 	    MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_END);
 	if (!srv->daemon) {
-		cs_workers_stop(srv);
+		cs_workers_free(srv);
 		cs_hub_stop(srv);
 		return cs_error_set(err, CS_EIO, "cannot listen on %s port %u%s", srv->cfg.listen,
 				    srv->cfg.port,
@@ -234,8 +238,10 @@ void cs_server_drain(cs_server *srv, unsigned grace_ms)
 		struct timespec ten_ms = {0, 10 * 1000 * 1000};
 		nanosleep(&ten_ms, NULL);
 	}
+	atomic_store(&srv->closing, true); /* from here requests are refused, not queued */
 	cs_workers_stop(srv); /* finishes what is queued, so no connection stays suspended */
 	MHD_stop_daemon(srv->daemon);
 	srv->daemon = NULL;
+	cs_workers_free(srv);
 	cs_hub_stop(srv);
 }

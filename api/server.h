@@ -118,7 +118,8 @@ typedef struct cs_server {
 	cs_workers *workers;		  /* the handler pool (workers.c) */
 	cs_limits *limits;		  /* per-tenant rate limits (limits.c); NULL: none */
 	char *tls_cert_pem, *tls_key_pem; /* read from --tls-cert/--tls-key; NULL: plain HTTP */
-	atomic_bool draining;
+	atomic_bool draining; /* SIGTERM: not ready, no new connections, long polls end */
+	atomic_bool closing;  /* the drain is over: the pool stops, requests are refused */
 	atomic_int in_flight;
 } cs_server;
 
@@ -188,9 +189,10 @@ typedef struct cs_req {
 	uint64_t park_seen;	  /* ... unless the hub published after this */
 	cs_waiter waiter;
 	uint64_t poll_after;	/* a long poll: where its reading has got to */
-	uint64_t poll_until_ms; /* ... and when it gives up (0: not started) */
-	char allow[64];		/* 405: the methods the path takes */
-	unsigned retry_after;	/* seconds for a Retry-After header (429, 503); 0: none */
+	uint64_t poll_until_ms; /* ... and when it gives up */
+	bool poll_started;
+	char allow[64];	      /* 405: the methods the path takes */
+	unsigned retry_after; /* seconds for a Retry-After header (429, 503); 0: none */
 } cs_req;
 
 typedef enum MHD_Result (*cs_handler)(cs_req *r);
@@ -434,6 +436,9 @@ int cs_workers_start(cs_server *srv, unsigned n, cs_error *err);
 /** Finish the queued requests' handlers and join the workers. Accepts a server without any. */
 void cs_workers_stop(cs_server *srv);
 
+/** Stop (if need be) and free the pool, once libmicrohttpd is stopped too. */
+void cs_workers_free(cs_server *srv);
+
 /** Queue @r (its connection suspended) for a worker to run its handler. */
 void cs_workers_submit(cs_server *srv, cs_req *r);
 
@@ -475,12 +480,13 @@ void cs_hub_unpark(cs_server *srv, cs_waiter *w);
 
 /**
  * Append to @out (until it holds @budget bytes) the ring's frames after *@after that concern
- * @filter, advancing *@after past every frame looked at.
+ * @filter, advancing *@after past every frame looked at. For a conversation's stream, *@ended
+ * is set after that conversation's conversation_deleted (sent or not, by ?types=).
  * @return CS_OK; CS_HUB_BEHIND when *@after is before the ring, or before @trusted (what
  *         cs_hub_attach() returned): read the store; CS_ENOMEM.
  */
 int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t trusted, uint64_t *after,
-		cs_buf *out, size_t budget);
+		cs_buf *out, size_t budget, bool *ended);
 
 /**
  * A stream of @tenant's feed (@conversation NULL) or of one conversation attaches: from now on

@@ -40,9 +40,10 @@ void cs_workers_submit(cs_server *srv, cs_req *r)
 	cs_workers *w = srv->workers;
 	r->work_next = NULL;
 	pthread_mutex_lock(&w->lock);
-	if (w->stop) { /* draining, the pool is gone: a late request on a kept-alive connection */
+	if (w->stop) { /* cannot happen (server.c refuses requests while draining): close it */
 		pthread_mutex_unlock(&w->lock);
-		run(r);
+		r->failed = true;
+		MHD_resume_connection(r->conn);
 		return;
 	}
 	if (w->tail)
@@ -122,7 +123,7 @@ int cs_workers_start(cs_server *srv, unsigned n, cs_error *err)
 		if (pthread_create(&w->threads[w->n], NULL, worker_main, w))
 			break;
 	if (w->n < n) {
-		cs_workers_stop(srv);
+		cs_workers_free(srv);
 		return cs_error_set(err, CS_EIO, "cannot start %u worker threads", n);
 	}
 	return CS_OK;
@@ -131,7 +132,7 @@ int cs_workers_start(cs_server *srv, unsigned n, cs_error *err)
 void cs_workers_stop(cs_server *srv)
 {
 	cs_workers *w = srv->workers;
-	if (!w)
+	if (!w || w->stop)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->stop = true;
@@ -139,6 +140,14 @@ void cs_workers_stop(cs_server *srv)
 	pthread_mutex_unlock(&w->lock);
 	for (unsigned i = 0; i < w->n; i++)
 		pthread_join(w->threads[i], NULL);
+}
+
+void cs_workers_free(cs_server *srv)
+{
+	cs_workers *w = srv->workers;
+	if (!w)
+		return;
+	cs_workers_stop(srv);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
