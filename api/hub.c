@@ -32,8 +32,10 @@
  * Waking is targeted: a waiter is woken by an event of its tenant (and conversation and types,
  * for a stream), by its deadline (the long poll's wait_ms, the stream's heartbeat), or by drain.
  *
- * Erase: the hub blanks an erased conversation's frames when it reads the conversation_deleted
- * event, and the erase handler blanks them at once (cs_hub_forget), before it answers.
+ * Erase: the erase handler blanks the conversation's frames before it answers (cs_hub_forget)
+ * and leaves a note, so that events the hub read from a snapshot older than the erase are not
+ * published after it; the hub blanks them again when it reads the conversation_deleted, which
+ * itself stays (followers erase on it, and a conversation's stream ends with it).
  */
 #include <stdio.h>
 #include <stdlib.h>
