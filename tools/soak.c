@@ -45,6 +45,20 @@ typedef struct opts {
 } opts;
 
 static opts O = {.minutes = 10, .percent = 70, .clients = 16, .subscribers = 10};
+static volatile sig_atomic_t interrupted; /* SIGINT/SIGTERM: report what ran and stop the server */
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+/* Sleep @seconds, or less when interrupted. */
+static void nap(unsigned seconds)
+{
+	for (unsigned i = 0; i < seconds * 10 && !interrupted; i++)
+		usleep(100 * 1000);
+}
 static char body[1200];
 static atomic_bool stop_all;
 
@@ -257,6 +271,8 @@ int main(int argc, char **argv)
 {
 	parse(argc, argv);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	char content[1025];
 	for (int i = 0; i < 1024; i++)
 		content[i] = (char)('a' + i % 26);
@@ -287,7 +303,7 @@ int main(int argc, char **argv)
 	pthread_create(&st, NULL, subs_main, NULL);
 	if (!O.rate) { /* the peak, closed loop */
 		clients_start(t, c, O.clients, 0);
-		sleep(10);
+		nap(10);
 		clients_stop(t, O.clients);
 		window_errors();
 		window_take(q, &errors, &requests);
@@ -302,9 +318,9 @@ int main(int argc, char **argv)
 	clients_start(t, c, O.clients, O.clients / O.rate);
 	long anon_warm = -1, anon_end = -1, anon_start = pid ? procs_status_kb(pid, "RssAnon") : -1;
 	unsigned minutes = (unsigned)(O.minutes + 0.5);
-	for (unsigned m = 1; m <= minutes; m++) {
+	for (unsigned m = 1; m <= minutes && !interrupted; m++) {
 		double t0 = now();
-		sleep(60);
+		nap(60);
 		window_errors();
 		window_take(q, &errors, &requests);
 		long anon = pid ? procs_status_kb(pid, "RssAnon") : -1;
@@ -331,7 +347,7 @@ int main(int argc, char **argv)
 	       "start, %ld MB after the first minute, %ld MB at the end (%+.1f%%)\n",
 	       failed, error_total[0], error_total[4], error_total[5], anon_start / 1024,
 	       anon_warm / 1024, anon_end / 1024, growth * 100);
-	int rc = failed || growth >= 0.10;
+	int rc = failed || growth >= 0.10 || interrupted;
 	if (pid > 0) {
 		if (!procs_stop(pid)) {
 			fprintf(stderr, "soak: convstored did not exit cleanly\n");
