@@ -409,19 +409,7 @@ int main(int argc, char **argv)
 {
 	static cs_server srv; /* large (metrics); lives for the whole run */
 	cs_config *c = &srv.cfg;
-	*c = (cs_config){.data = "./convstore-data",
-			 .listen = "127.0.0.1",
-			 .port = CS_DEFAULT_PORT,
-			 .threads = CS_DEFAULT_THREADS,
-			 .max_connections = CS_DEFAULT_CONNECTIONS,
-			 .idle_timeout = CS_DEFAULT_IDLE,
-			 .heartbeat_ms = CS_DEFAULT_HEARTBEAT,
-			 .max_queue = 1024,
-			 .max_body = CS_DEFAULT_MAX_BODY,
-			 .max_event = CS_DEFAULT_MAX_EVENT_BYTES,
-			 .max_events = CS_DEFAULT_MAX_REQUEST_EVENTS,
-			 .log_level = CS_LOG_INFO,
-			 .retention_interval = 60};
+	cs_config_defaults(c);
 	int rc = parse_flags(c, argc, argv);
 	if (rc >= 0)
 		return rc;

@@ -185,6 +185,23 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	cs_log(cls, CS_LOG_WARN, "libmicrohttpd: %s", msg);
 }
 
+void cs_config_defaults(cs_config *c)
+{
+	*c = (cs_config){.data = "./convstore-data",
+			 .listen = "127.0.0.1",
+			 .port = CS_DEFAULT_PORT,
+			 .threads = CS_DEFAULT_THREADS,
+			 .max_connections = CS_DEFAULT_CONNECTIONS,
+			 .idle_timeout = CS_DEFAULT_IDLE,
+			 .heartbeat_ms = CS_DEFAULT_HEARTBEAT,
+			 .max_queue = CS_DEFAULT_QUEUE,
+			 .max_body = CS_DEFAULT_MAX_BODY,
+			 .max_event = CS_DEFAULT_MAX_EVENT_BYTES,
+			 .max_events = CS_DEFAULT_MAX_REQUEST_EVENTS,
+			 .log_level = CS_LOG_INFO,
+			 .retention_interval = 60};
+}
+
 int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err)
 {
 	unsigned flags =

@@ -58,6 +58,7 @@ enum cs_log_level { CS_LOG_ERROR = 0, CS_LOG_WARN, CS_LOG_INFO, CS_LOG_DEBUG };
 #define CS_DEFAULT_CONNECTIONS 10000 /* open connections, idle and streaming ones included */
 #define CS_DEFAULT_THREADS     64    /* handlers running at once (the worker pool) */
 #define CS_DEFAULT_HEARTBEAT   15000 /* ms between SSE comment lines on a quiet stream */
+#define CS_DEFAULT_QUEUE       1024  /* requests waiting for a worker before 503 */
 #define CS_DEFAULT_IDLE	       60    /* s a connection may make no progress before it is closed */
 #define CS_PAGE_LIMIT_DEFAULT  100
 #define CS_PAGE_LIMIT_MAX      1000
@@ -412,6 +413,9 @@ void cs_log_request(const cs_req *r, uint64_t us);
 uint64_t cs_us_since(const struct timespec *start);
 
 /* ---- server.c ------------------------------------------------------------------------------ */
+
+/** The defaults of every flag (API.md "Default limits"). */
+void cs_config_defaults(cs_config *c);
 
 /**
  * Start the hub, the worker pool and libmicrohttpd on @addr (a sockaddr_in or sockaddr_in6).
