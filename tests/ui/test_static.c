@@ -188,7 +188,7 @@ static void test_no_token_needed(void)
 	const char *extra[] = {"--keys", keys, NULL};
 	srv_start(&a, extra);
 	CHECK_EQ_INT(srv_call(&a, NULL, "GET", "/ui/", NULL, NULL), 200);
-	CHECK_EQ_INT(srv_call(&a, NULL, "GET", "/ui/app.css", NULL, NULL), 200);
+	CHECK_EQ_INT(srv_call(&a, NULL, "GET", "/ui/app.js", NULL, NULL), 200);
 	CHECK_EQ_INT(srv_call(&a, NULL, "GET", "/v1/conversations", NULL, NULL), 401);
 	CHECK_EQ_INT(srv_call(&a, tok, "GET", "/v1/conversations", NULL, NULL), 200);
 	CHECK_EQ_INT(srv_stop(&a), 0);
