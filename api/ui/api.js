@@ -128,6 +128,8 @@ export class SseParser {
     this.buf += chunk;
     let nl;
     while ((nl = this.buf.search(/\r\n|\r|\n/)) >= 0) {
+      // a CR that ends the chunk may be the first half of a CRLF: wait for the next chunk
+      if (nl === this.buf.length - 1 && this.buf[nl] === '\r') break;
       const line = this.buf.slice(0, nl);
       const sep = this.buf.startsWith('\r\n', nl) ? 2 : 1;
       this.buf = this.buf.slice(nl + sep);

@@ -92,7 +92,7 @@ export class ConversationView {
   }
 
   update(params) {
-    const v = Number(params.v);
+    const v = params.v ? Number(params.v) : this.latest; // no ?v: follow the latest version
     this.params = { ...params };
     const tab = params.tab || 'messages';
     if (tab !== this.tab) this.showTab(tab, { fromUrl: true });

@@ -16,6 +16,7 @@
 //   live       an event appended over HTTP appears without a reload, and the view follows it
 //   usage      the generated conversation's chart has one bar per recorded turn, totals = API
 //   deep link  a pasted /ui/#/conversations/{id}?v=N opens at N; a missing id reads 404
+//   SSE        the page's parser gives the same events however the stream is cut
 //   auth       with --keys: a readable 401 without a token, the token field (sessionStorage)
 //              makes it work and survives a reload, a read-only token's fork reads 403
 //   size       a 500-event conversation renders and steps quickly (times printed)
@@ -352,7 +353,7 @@ try {
   check(models.length === events.filter((e) => e.type === 'model_response').length && models.every((m) => m.startsWith('gpt-4o')), 'model responses show their model', models.slice(0, 3));
 
   // ---- step to version N ----------------------------------------------------------------------------
-  const N = Math.min(12, events.length - 2);
+  const N = Math.min(12, events.length - 4);
   step(`step to version ${N}`);
   await page.fill('input.v-input', String(N + 3));
   await page.press('input.v-input', 'Enter');
@@ -463,6 +464,24 @@ try {
   await deep.waitForSelector('.error-line');
   const e404 = await deep.textContent('.error-line');
   check(e404.includes('404 not_found') && e404.includes('/v1/conversations/no-such-conversation'), 'a missing conversation reads as a 404 with its request', e404);
+
+  // the SSE parser in the page, fed the same stream cut at every byte and in CRLF form
+  const sse = await deep.evaluate(async () => {
+    const { SseParser } = await import('/ui/api.js');
+    const text = ': after 0\n\nid: 7\nevent: message\ndata: {"a":1}\n\n: keep-alive\n\nid: 8\ndata: x\ndata: y\n\n';
+    const runs = [];
+    for (const t of [text, text.replace(/\n/g, '\r\n')]) {
+      for (let cut = 0; cut <= t.length; cut++) {
+        const got = [];
+        const p = new SseParser((m) => got.push(m));
+        p.push(t.slice(0, cut));
+        p.push(t.slice(cut));
+        runs.push(JSON.stringify(got));
+      }
+    }
+    return [...new Set(runs)];
+  });
+  checkEq(sse, [JSON.stringify([{ id: '7', event: 'message', data: '{"a":1}' }, { id: '8', event: 'message', data: 'x\ny' }])], 'the SSE parser reads events whatever the chunking and line ends');
 
   // ---- a 500-event conversation --------------------------------------------------------------------
   step('500 events');
