@@ -80,7 +80,9 @@ export class ConversationView {
       return;
     }
     if (this.destroyed) return;
-    this.latest = this.head.version;
+    // an append between the two reads is in the events but not in the head
+    const lastEv = this.events.length ? this.events[this.events.length - 1].version : 0;
+    this.latest = Math.max(this.head.version, this.truncated ? 0 : lastEv);
     this.first = Math.max(1, Number(this.head.first_version || 1));
     this.build();
     // mark where forks branched off (the fork tree tab has the rest)

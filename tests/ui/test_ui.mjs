@@ -21,7 +21,8 @@
 //              makes it work and survives a reload, a read-only token's fork reads 403
 //   size       a 500-event conversation renders and steps quickly (times printed)
 //
-// It also fails on any script error or CSP violation the page logs. The screenshot of the
+// It also fails on any script error or CSP violation the page logs, and on any request to a
+// host other than the convstored under test (no CDN, no font: the page works offline). The screenshot of the
 // conversation page goes to $UI_SCREENSHOT (the build dir; tests/ui/screenshot.png is a
 // committed copy). Exits 77 (skipped) when playwright-core (npm ci here) or Chromium
 // (/usr/bin/chromium, or $CHROMIUM) is missing. Usage: node test_ui.mjs path/to/convstored
@@ -262,8 +263,13 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
 });
 const pageErrors = [];
+const external = []; // requests to anything but the convstored under test: none (no CDN, no font)
 async function newPage(viewport = { width: 1400, height: 900 }) {
   const ctx = await browser.newContext({ viewport });
+  await ctx.route((url) => url.hostname !== '127.0.0.1', (route) => {
+    external.push(route.request().url());
+    return route.abort();
+  });
   const page = await ctx.newPage();
   page.setDefaultTimeout(15000);
   page.on('pageerror', (e) => pageErrors.push(`page error: ${e.message}`));
@@ -371,6 +377,8 @@ try {
   const openShown = await page.$$eval('.timeline .call .call-chip.open-at', (l) => l.map((c) => Number(c.closest('li.ev').dataset.v)));
   checkEq(openShown, stN.pending_tool_calls.map((p) => p.version), 'the calls highlighted open at N are the state\'s pending_tool_calls');
   checkEq(await page.$$eval('.panel-state .open-call .call-name', (l) => l.map((e) => e.textContent)), stN.pending_tool_calls.map((p) => p.name), 'the state panel lists them');
+  const { messages: _m, ...stNoMessages } = stN;
+  checkEq(JSON.parse(await page.textContent('.panel-state pre.json')), stNoMessages, `the state shown at v${N} is GET …/{id}?at_version=${N}`);
   // ArrowRight steps too, and the messages follow
   await page.click('.timeline-wrap h2, .col-left h2');
   await page.keyboard.press('ArrowRight');
@@ -542,6 +550,7 @@ try {
   rmSync(keysDir, { recursive: true, force: true });
 
   checkEq(pageErrors, [], 'no script errors or CSP violations');
+  checkEq(external, [], 'the page asked nothing of any other host (works offline)');
   exitCode = failed ? 1 : 0;
 } catch (err) {
   console.error(`FAIL ${err.stack || err}`);
