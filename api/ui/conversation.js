@@ -332,30 +332,39 @@ export class ConversationView {
 
   // ---- forks -------------------------------------------------------------------------------------
 
+  /**
+   * The fork tree around this conversation: its ancestors (each with the version its child
+   * forked at), the parent's other forks, this conversation's forks and theirs. Parents are
+   * found through each ancestor's current state: a state at a version up to its own fork
+   * point has no parent yet (those versions are its parent's), so at_version would not do.
+   */
   async renderForks() {
     const panel = this.panels.forks;
-    const ancestors = [];
-    let p = this.head.parent;
-    while (p && p.id && ancestors.length < 16) {
-      ancestors.unshift(p);
-      const st = await api('GET', withQuery(conv(p.id), { at_version: p.version }));
-      p = st.parent;
+    const refs = []; // refs[0]: this -> parent, refs[1]: parent -> grandparent, ...
+    for (let p = this.head.parent; p && p.id && refs.length < 16;) {
+      refs.push(p);
+      p = (await api('GET', conv(p.id))).parent;
     }
-    const children = (await api('GET', conv(this.id, 'forks'))).forks || [];
-    const grand = await Promise.all(children.map((c) => api('GET', conv(c.id, 'forks')).then((r) => r.forks || [], () => [])));
+    const forksOf = (id) => api('GET', conv(id, 'forks')).then((r) => r.forks || [], () => []);
+    const [children, siblings] = await Promise.all([forksOf(this.id), refs.length ? forksOf(refs[0].id) : []]);
+    const grand = await Promise.all(children.map((c) => forksOf(c.id)));
     this.forksLoaded = true;
     this.timeline.markForks(children);
     const link = (id, v) => h('a', { class: 'tree-link', href: `#/conversations/${encodeURIComponent(id)}${v ? `?v=${v}` : ''}` }, id);
-    let node = h('li', { class: 'tree-self' }, h('strong', { class: 'mono' }, this.id), ` (${this.latest} events)`,
-      h('ul', { class: 'tree-children' }, children.map((c, i) => h('li', { class: 'tree-child', dataset: { id: c.id, at: c.at_version } },
-        link(c.id), ' forked at ', h('a', { href: '#', on: { click: (e) => { e.preventDefault(); this.select(c.at_version); } } }, `v${c.at_version}`),
+    const at = (v) => h('a', { href: '#', class: 'small', on: { click: (e) => { e.preventDefault(); this.select(v); } } }, `v${v}`);
+    let node = h('li', { class: 'tree-self' }, h('strong', { class: 'mono' }, this.id),
+      refs.length ? ` forked at v${refs[0].version}` : '', ` · ${this.latest} events · this one`,
+      h('ul', {}, children.map((c, i) => h('li', { class: 'tree-child', dataset: { id: c.id, at: c.at_version } },
+        link(c.id), ' forked here at ', at(c.at_version),
         grand[i].length ? h('ul', {}, grand[i].map((g) => h('li', {}, link(g.id), ` forked at v${g.at_version}`))) : null))));
-    for (let i = ancestors.length - 1; i >= 0; i--) {
-      const a = ancestors[i];
-      node = h('li', { class: 'tree-ancestor', dataset: { id: a.id } }, link(a.id, a.version), h('ul', {}, h('li', { class: 'muted small' }, `forked at v${a.version} into`), node));
+    for (let i = 0; i < refs.length; i++) {
+      const kids = [node];
+      if (i === 0) for (const sib of siblings.filter((f) => f.id !== this.id)) kids.push(h('li', { class: 'tree-sibling', dataset: { id: sib.id } }, link(sib.id), ` forked at v${sib.at_version}`));
+      node = h('li', { class: 'tree-ancestor', dataset: { id: refs[i].id } }, link(refs[i].id, refs[i].version),
+        refs[i + 1] ? ` forked at v${refs[i + 1].version}` : '', h('ul', {}, kids));
     }
     fill(panel,
-      h('p', { class: 'muted small' }, ancestors.length ? `${this.id} is a fork: its versions 1 to ${this.head.parent.version} are read through ${this.head.parent.id}.` : 'Not a fork.', ` ${children.length} direct fork${children.length === 1 ? '' : 's'}.`),
+      h('p', { class: 'muted small' }, refs.length ? `${this.id} is a fork: its versions 1 to ${refs[0].version} are read through ${refs[0].id}.` : 'Not a fork.', ` ${children.length} direct fork${children.length === 1 ? '' : 's'}.`),
       h('ul', { class: 'tree' }, node),
       h('p', { class: 'muted small' }, 'Fork at the selected version with the button above the timeline.'));
   }

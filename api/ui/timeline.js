@@ -226,7 +226,7 @@ export class Timeline {
       const row = this.rows.get(f.at_version);
       if (!row) continue;
       row.querySelector('.ev-head').appendChild(
-        h('a', { class: 'fork-mark', href: `#/conversations/${encodeURIComponent(f.id)}`, title: `forked at v${f.at_version}` }, `⑂ ${f.id}`));
+        h('a', { class: 'fork-mark', href: `#/conversations/${encodeURIComponent(f.id)}`, title: `forked at v${f.at_version}` }, `↳ fork ${f.id}`));
     }
   }
 

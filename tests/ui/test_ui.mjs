@@ -429,6 +429,11 @@ try {
   await page.waitForSelector(`.tree-child[data-id="${forkId}"][data-at="${N}"]`);
   check(true, 'the parent\'s fork tree shows the fork at N');
   check(await page.$eval(`.timeline li.ev[data-v="${N}"] .fork-mark`, (e, f) => e.textContent.includes(f), forkId), 'the fork point is marked on the timeline');
+  // a fork of the fork below its own fork point: its versions are all the grandparent's
+  await must(srv, 'POST', `/v1/conversations/${forkId}/fork`, { at_version: N - 1, id: 'grandchild' });
+  await page.goto(`${srv.base}/ui/#/conversations/grandchild?tab=forks`);
+  await page.waitForSelector('.tree-self');
+  checkEq(await page.$$eval('.tree-ancestor', (l) => l.map((e) => e.dataset.id)), [subject, forkId], 'a fork\'s tree shows every ancestor');
 
   // ---- live mode and usage -------------------------------------------------------------------------
   step('live');
