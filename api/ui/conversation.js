@@ -298,7 +298,9 @@ export class ConversationView {
     panel.dataset.version = v;
   }
 
-  renderUsage(stateAtN) {
+  /** The usage card: totals at N (from @stateAtN, else the last state shown) and in all. */
+  renderUsage(stateAtN = this.stateAtN) {
+    this.stateAtN = stateAtN;
     const ts = turns(this.events);
     this.svg = chart(ts, (v) => this.select(v));
     const any = ts.some((t) => t.input + t.output > 0);

@@ -463,6 +463,18 @@ try {
   check(Number(await page.getAttribute('input.slider', 'max')) === last, 'the slider grew');
   check(await page.$$eval('.timeline .call .call-chip.open', (l) => l.length) === 1, 'the answered call is no longer open');
   check(page.url().endsWith('#/conversations/demo'), 'following the latest keeps the link without ?v', page.url());
+  // looking at an older version, a new event is added to the timeline but the view stays put
+  await page.click('.col-left h2');
+  await page.keyboard.press('ArrowLeft');
+  await waitVersion(page, 'messages', last - 1);
+  const atN = () => page.$eval('.usage-table tbody tr:first-child td:nth-child(2)', (e) => e.textContent);
+  const before = await atN();
+  await must(srv, 'POST', '/v1/conversations/demo/events', { events: [{ message: { role: 'user', content: 'Thanks!' } }] });
+  await page.waitForSelector(`.timeline li.ev[data-v="${last + 1}"].future`);
+  checkEq(await atN(), before, 'and its usage at N stays');
+  await page.waitForTimeout(400); // the head refresh after a live event
+  check((await page.inputValue('input.v-input')) === String(last - 1) && page.url().endsWith(`?v=${last - 1}`), 'a view of an older version does not move');
+  checkEq(await atN(), before, 'and its usage at N stays after the head is read again');
 
   // ---- a deep link ---------------------------------------------------------------------------------
   step('deep link');
