@@ -80,11 +80,26 @@ function step(name) {
 
 // ---- convstored ----------------------------------------------------------------------------------
 
+// Servers still running: stopped by pid when the test ends early (an exception, a timeout).
+const running = new Set();
+function killRunning() {
+  for (const pid of running) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      /* gone already */
+    }
+  }
+}
+process.on('exit', killRunning);
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(1));
+
 /** Start convstored on a free port in a new temp folder; stop() sends SIGTERM to its pid. */
 async function startServer(extra = []) {
   const dir = mkdtempSync(join(tmpdir(), 'convstore-ui-'));
   const log = openSync(join(dir, 'log'), 'a');
-  const child = spawn(CONVSTORED, ['--port', '0', '--data', join(dir, 'data'), '--no-sync', ...extra.map((a) => a.replace('$DIR', dir))], { stdio: ['ignore', 'pipe', log] });
+  const child = spawn(CONVSTORED, ['--port', '0', '--data', join(dir, 'data'), '--no-sync', ...extra], { stdio: ['ignore', 'pipe', log] });
+  running.add(child.pid);
   const port = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (b) => {
@@ -101,6 +116,7 @@ async function startServer(extra = []) {
     async stop() {
       process.kill(child.pid, 'SIGTERM');
       const code = await exited;
+      running.delete(child.pid);
       check(code === 0, `convstored (pid ${child.pid}) exits 0 on SIGTERM`, `exit ${code}; log in ${dir}/log`);
       if (code === 0) rmSync(dir, { recursive: true, force: true });
     },
@@ -282,6 +298,7 @@ async function newPage(viewport = { width: 1400, height: 900 }) {
 const waitVersion = (page, panel, v) => page.waitForSelector(`.panel-${panel}[data-version="${v}"]`, { state: 'attached' });
 
 const srv = await startServer();
+let auth = null;
 let exitCode = 1;
 try {
   step('loading data');
@@ -531,7 +548,7 @@ try {
   const sha = (s) => createHash('sha256').update(s).digest('hex');
   const keysDir = mkdtempSync(join(tmpdir(), 'convstore-ui-keys-'));
   writeFileSync(join(keysDir, 'keys'), `# test keys\n${sha(token)} acme append\n${sha(reader)} acme read\n`);
-  const auth = await startServer(['--keys', join(keysDir, 'keys')]);
+  auth = await startServer(['--keys', join(keysDir, 'keys')]);
   await must(auth, 'POST', '/v1/conversations/secret/events', { events: [{ message: { role: 'user', content: 'only for acme' } }] }, { token });
   const ap = await newPage();
   await ap.goto(`${auth.base}/ui/`);
@@ -564,6 +581,7 @@ try {
   const e403 = await ap.textContent('.error-line');
   check(e403.startsWith('403 permission_denied') && e403.includes('POST /v1/conversations/secret/fork'), 'a read-only token\'s fork reads as a 403', e403);
   await auth.stop();
+  auth = null;
   rmSync(keysDir, { recursive: true, force: true });
 
   checkEq(pageErrors, [], 'no script errors or CSP violations');
@@ -574,6 +592,7 @@ try {
   failed++;
 } finally {
   await browser.close().catch(() => {});
+  if (auth) await auth.stop();
   await srv.stop();
 }
 console.log(`${passed} checks passed, ${failed} failed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
