@@ -13,6 +13,7 @@
  *   commit.c   group commit: the queue and the single writer thread
  *   read.c     stream, feed and head reads
  *   verify.c   whole-store checks
+ *   apply.c    events that already carry versions and times (import, followers)
  *   store.c    open/close, meta and format version, stats, ids
  *
  * The read side (issue 3):
@@ -220,6 +221,9 @@ typedef struct cs_prepared {
 	char id[CS_MAX_ID_LEN + 1];
 	bool generated; /* the server made the id up: it is no idempotency key */
 	cs_body body;
+	uint64_t version;	     /* CS_REQ_APPLY: the version the event already has, */
+	uint64_t position;	     /* the position it had (kept when still ahead) */
+	Convstore__V1__Timestamp at; /* CS_REQ_APPLY: and its recorded_at */
 } cs_prepared;
 
 /* What a request asks the writer to do. Appends, creates and updates carry prepared events;
@@ -232,6 +236,7 @@ enum cs_request_kind {
 	CS_REQ_ERASE,
 	CS_REQ_SWEEP,	/* retention, for every conversation with a policy */
 	CS_REQ_REBUILD, /* every projection from the events (rebuild.c) */
+	CS_REQ_APPLY,	/* events that already have versions and times (apply.c) */
 };
 
 /* A snapshot taken while deciding, written if the request commits. */
@@ -273,6 +278,11 @@ int cs_request_prepare(cs_request *req, const cs_limits *lim, const char *tenant
 int cs_request_prepare_server(cs_request *req, enum cs_request_kind kind, const cs_limits *lim,
 			      const char *tenant, const char *conversation_id,
 			      int64_t expected_version, Convstore__V1__Event *ev, cs_error *err);
+/* A CS_REQ_APPLY request: @events are shallow copies with version, position, recorded_at and
+ * tenant cleared (apply.c sets each cs_prepared's version and at afterwards). */
+int cs_request_prepare_apply(cs_request *req, const cs_limits *lim, const char *tenant,
+			     const char *conversation_id, Convstore__V1__Event *const *events,
+			     size_t n, cs_error *err);
 void cs_request_deinit(cs_request *req);
 
 /* The writer's side of a batch: positions are handed out from *next_position. */
@@ -302,6 +312,11 @@ int cs_tombstone_get(bool *out, MDB_txn *txn, cs_store *s, const cs_key *stream,
 int cs_projections_check(uint64_t *differences, cs_store *s, MDB_txn *txn, cs_error *first,
 			 cs_error *err);
 int cs_rebuild_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
+
+/* ---- apply.c ----------------------------------------------------------------------------- */
+
+/* The writer's side of one CS_REQ_APPLY request (one conversation's run of events). */
+int cs_apply_run(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
 
 /* ---- convops.c --------------------------------------------------------------------------- */
 
@@ -334,6 +349,9 @@ int cs_committer_start(cs_committer *c, cs_store *store, size_t max_batch_events
 void cs_committer_stop(cs_committer *c);
 /* Queue @req and wait for its result (req->rc). */
 int cs_committer_submit(cs_committer *c, cs_request *req);
+/* Queue @n requests at once, in order (so one batch may take them all), and wait for every one.
+ * Returns CS_OK; each request's own result is in its rc. */
+int cs_committer_submit_all(cs_committer *c, cs_request *reqs, size_t n);
 
 /* ---- history.c --------------------------------------------------------------------------- */
 

@@ -224,6 +224,47 @@ typedef struct cs_verify_report {
  */
 int cs_store_verify(cs_verify_report *out, cs_store *store, cs_error *err);
 
+/* ==== Applying events that already have versions (import, followers) ==================== */
+
+typedef struct cs_apply_result {
+	uint64_t applied;	 /* events stored by this call */
+	uint64_t skipped;	 /* events already stored (the same event at that version) */
+	uint64_t first_position; /* positions given to the first and last event stored; 0: none */
+	uint64_t last_position;
+} cs_apply_result;
+
+/**
+ * Store events that already carry their conversation, version and recorded_at (read back from
+ * another store: `convctl import`, or a follower): each is checked and folded exactly as an
+ * append of it would be, with the same inline views in the same group commit, but it keeps its
+ * version, its recorded_at and its id, and its position while that is ahead of this store's last
+ * one (otherwise it gets the next free one). Applied in their original order to an empty store,
+ * a store's events get back every position and every view exactly.
+ *
+ * @events are grouped in runs of consecutive events of one conversation (tenant and
+ * conversation_id set), each run with consecutive versions; a run that starts a fork begins with
+ * its conversation_forked event (version parent_version + 1), after the parent's events up to
+ * the fork point. Each run (split every max_request_events) is one atomic request; the runs of one
+ * call are queued together, so a group commit takes them in one transaction.
+ *
+ * Idempotent: an event whose version is already stored is skipped when the stored one is the
+ * same event (id, recorded_at and content), so applying the same events twice changes nothing.
+ * Applied events' ids are all indexed (a client may retry any of them later).
+ *
+ * @param[out] out  optional: counts and positions, of the runs before the first failure
+ * @return CS_OK
+ *         CS_EINVAL     an event is invalid (err->index names it in @events): the append rules,
+ *                       a missing tenant, conversation, version, recorded_at or id, versions
+ *                       that do not follow one another, a conversation_deleted event
+ *         CS_ECONFLICT  a different event is stored at that version, or a run does not continue
+ *                       its conversation (a gap, or a fork whose parent is not there yet)
+ *         CS_EGONE      the conversation was erased; as cs_store_append() otherwise.
+ *         A failed run stores nothing; other runs of the same call may have been stored (apply
+ *         them again: those are skipped).
+ */
+int cs_store_apply(cs_apply_result *out, cs_store *store, Convstore__V1__Event *const *events,
+		   size_t n, cs_error *err);
+
 /* ==== Conversations: the operations whose events the server writes ========================
  *
  * These go through the same group commit as cs_store_append() and give the same
