@@ -145,6 +145,12 @@ typedef struct cs_env {
 } cs_env;
 
 int cs_env_open(cs_env *e, const cs_store_options *opts, cs_error *err);
+/* The named databases: CS_ENV_DBS of them, each with its name and its handle in @e. */
+#define CS_ENV_DBS 11
+const char *cs_env_db_name(size_t i);
+MDB_dbi *cs_env_dbi(cs_env *e, size_t i);
+/* A compacted copy of the environment in the new folder @path (mdb_env_copy2, MDB_CP_COMPACT). */
+int cs_env_copy(cs_env *e, const char *path, cs_error *err);
 void cs_env_close(cs_env *e);
 /* Internal only, never returned by a public function: the map is full (MDB_MAP_FULL), which the
  * writer answers by growing it. A disk that is full is CS_EFULL, and growing would not help. */

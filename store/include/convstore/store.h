@@ -195,6 +195,8 @@ int cs_store_read_feed(cs_event_page *out, cs_store *store, const char *tenant,
 int cs_store_head(Convstore__V1__Head **out, cs_store *store, const char *tenant,
 		  const char *conversation_id, cs_error *err);
 
+#define CS_STATS_DBS 16
+
 typedef struct cs_store_stats {
 	uint64_t events;	/* records in the event log */
 	uint64_t conversations; /* heads */
@@ -204,6 +206,12 @@ typedef struct cs_store_stats {
 	uint64_t commits;	/* write transactions committed by this process */
 	uint64_t appends;	/* append requests committed by this process */
 	uint64_t map_grows;	/* times this process grew the map */
+	struct {
+		const char *name; /* static: "events", "streams", ... */
+		uint64_t entries;
+		uint64_t pages; /* branch, leaf and overflow pages */
+	} dbs[CS_STATS_DBS];	/* each LMDB database of the store */
+	size_t n_dbs;
 } cs_store_stats;
 
 int cs_store_stats_get(cs_store_stats *out, cs_store *store, cs_error *err);
@@ -438,6 +446,14 @@ typedef struct cs_rebuild_report {
  * is left as it was. Erase and the retention sweep are single transactions too.
  */
 int cs_store_rebuild(cs_rebuild_report *out, cs_store *store, cs_error *err);
+
+/**
+ * Write a compacted copy of the store (free pages left out, records in key order) into the new
+ * folder @path, from one read snapshot: appends may go on meanwhile and are not in the copy.
+ * The copy opens as a store of its own. Works on a store opened read-only.
+ * @return CS_OK; CS_EINVAL (@path exists); CS_EFULL, CS_EIO (nothing is left at @path).
+ */
+int cs_store_copy(cs_store *store, const char *path, cs_error *err);
 
 /** Generate a random UUID v4 in @out (37 bytes with the NUL). */
 int cs_uuid_v4(char out[37], cs_error *err);
