@@ -232,6 +232,13 @@ typedef struct cs_verify_report {
  */
 int cs_store_verify(cs_verify_report *out, cs_store *store, cs_error *err);
 
+/* Told of one problem verify found: the position it concerns (0: not one record's) and what. */
+typedef void (*cs_verify_fn)(void *ctx, uint64_t position, const char *problem);
+
+/** cs_store_verify(), calling @fn (with @ctx) on every problem as it is found. */
+int cs_store_verify_each(cs_verify_report *out, cs_store *store, cs_verify_fn fn, void *ctx,
+			 cs_error *err);
+
 /* ==== Applying events that already have versions (import, followers) ==================== */
 
 typedef struct cs_apply_result {
