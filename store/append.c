@@ -496,6 +496,24 @@ int cs_events_commit(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *he
 	return CS_OK;
 }
 
+int cs_request_head(Convstore__V1__Head **out, bool *is_new, cs_batch_ctx *ctx, cs_request *req,
+		    cs_error *err)
+{
+	cs_key stream;
+	cs_key_stream(&stream, req->tenant, req->conversation_id);
+	*out = NULL;
+	int rc = cs_head_load(out, ctx->store, ctx->txn, &stream, err);
+	*is_new = rc == CS_ENOTFOUND;
+	if (*is_new)
+		rc = cs_head_new(out, req->tenant, req->conversation_id, err);
+	if (rc == CS_ECORRUPT) { /* this conversation is damaged; the others are not */
+		req->rc = rc;
+		req->err = *err;
+		return CS_OK;
+	}
+	return rc;
+}
+
 int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 {
 	req->rc = CS_OK;
@@ -514,16 +532,9 @@ int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 	cs_key stream;
 	cs_key_stream(&stream, req->tenant, req->conversation_id);
 	Convstore__V1__Head *head = NULL;
-	int rc = cs_head_load(&head, ctx->store, ctx->txn, &stream, err);
-	bool is_new = rc == CS_ENOTFOUND;
-	if (is_new)
-		rc = cs_head_new(&head, req->tenant, req->conversation_id, err);
-	if (rc == CS_ECORRUPT) { /* this conversation is damaged; the others are not */
-		req->rc = rc;
-		req->err = *err;
-		return CS_OK;
-	}
-	if (rc)
+	bool is_new;
+	int rc = cs_request_head(&head, &is_new, ctx, req, err);
+	if (rc || !head)
 		return rc;
 	rc = admit(ctx, req, &stream, head->version, is_new, err);
 	if (rc == 0)

@@ -135,19 +135,10 @@ static int apply_new(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *he
 
 int cs_apply_run(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 {
-	cs_key stream;
-	cs_key_stream(&stream, req->tenant, req->conversation_id);
 	Convstore__V1__Head *head = NULL;
-	int rc = cs_head_load(&head, ctx->store, ctx->txn, &stream, err);
-	bool is_new = rc == CS_ENOTFOUND;
-	if (is_new)
-		rc = cs_head_new(&head, req->tenant, req->conversation_id, err);
-	if (rc == CS_ECORRUPT) { /* this conversation is damaged; the others are not */
-		req->rc = rc;
-		req->err = *err;
-		return CS_OK;
-	}
-	if (rc)
+	bool is_new;
+	int rc = cs_request_head(&head, &is_new, ctx, req, err);
+	if (rc || !head)
 		return rc;
 	size_t skip = 0;
 	cs_error scratch = CS_ERROR_INIT;

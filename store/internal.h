@@ -304,6 +304,10 @@ typedef struct cs_batch_ctx {
  * writes nothing and is returned in req->rc with 0 as the function result; a non-zero function
  * result is a transaction-level failure (map full, I/O) that dooms the whole transaction. */
 int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
+/* The head of the request's conversation, or a new one (*is_new). A damaged head fails the
+ * request alone (req->rc, *out NULL, CS_OK returned); < 0: a transaction failure. */
+int cs_request_head(Convstore__V1__Head **out, bool *is_new, cs_batch_ctx *ctx, cs_request *req,
+		    cs_error *err);
 /* Fold the request's events into @head (numbering them from head->version + 1), taking the
  * snapshots that fall due, then persist events, head and views. A failed check is req->rc. */
 int cs_events_commit(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *head, bool is_new,

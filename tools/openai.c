@@ -28,8 +28,10 @@ static int opt_str(const char **out, const json_t *o, const char *key, cs_error 
 }
 
 /* Own a copy of @ev (built on borrowed pointers). */
-static int own(Event **out, const Event *ev, cs_error *err)
+static int own(Event **out, Event *ev, const char *id, cs_error *err)
 {
+	if (id)
+		ev->id = (char *)id;
 	size_t len = convstore__v1__event__get_packed_size(ev);
 	unsigned char *buf = malloc(len ? len : 1);
 	if (!buf)
@@ -40,7 +42,8 @@ static int own(Event **out, const Event *ev, cs_error *err)
 	return *out ? CS_OK : cs_error_set(err, CS_ENOMEM, "out of memory");
 }
 
-static int map_assistant(Event **out, const json_t *m, const char *model, cs_error *err)
+static int map_assistant(Event **out, const json_t *m, const char *model, const char *id,
+			 cs_error *err)
 {
 	Convstore__V1__ModelResponse r = CONVSTORE__V1__MODEL_RESPONSE__INIT;
 	Event ev = CONVSTORE__V1__EVENT__INIT;
@@ -83,21 +86,21 @@ static int map_assistant(Event **out, const json_t *m, const char *model, cs_err
 		r.tool_calls = n ? ptrs : NULL;
 		ev.payload_case = CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE;
 		ev.model_response = &r;
-		rc = own(out, &ev, err);
+		rc = own(out, &ev, id, err);
 	}
 	free(reqs);
 	free(ptrs);
 	return rc;
 }
 
-int cs_openai_event(Event **out, const json_t *m, const char *model, cs_error *err)
+int cs_openai_event(Event **out, const json_t *m, const char *model, const char *id, cs_error *err)
 {
 	*out = NULL;
 	const char *role = str(m, "role");
 	if (!json_is_object(m) || !role)
 		return cs_error_set(err, CS_EINVAL, "not a chat message (no \"role\")");
 	if (!strcmp(role, "assistant"))
-		return map_assistant(out, m, model, err);
+		return map_assistant(out, m, model, id, err);
 	Event ev = CONVSTORE__V1__EVENT__INIT;
 	const char *content, *name;
 	int rc = opt_str(&content, m, "content", err);
@@ -115,7 +118,7 @@ int cs_openai_event(Event **out, const json_t *m, const char *model, cs_error *e
 		t.output = (char *)content;
 		ev.payload_case = CONVSTORE__V1__EVENT__PAYLOAD_TOOL_RESULT;
 		ev.tool_result = &t;
-		return own(out, &ev, err);
+		return own(out, &ev, id, err);
 	}
 	if (strcmp(role, "system") && strcmp(role, "developer") && strcmp(role, "user"))
 		return cs_error_set(err, CS_EINVAL,
@@ -128,5 +131,5 @@ int cs_openai_event(Event **out, const json_t *m, const char *model, cs_error *e
 	msg.name = (char *)name;
 	ev.payload_case = CONVSTORE__V1__EVENT__PAYLOAD_MESSAGE;
 	ev.message = &msg;
-	return own(out, &ev, err);
+	return own(out, &ev, id, err);
 }

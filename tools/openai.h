@@ -21,14 +21,16 @@
 #include "convstore/v1/event.pb-c.h"
 
 /**
- * Map one chat message (a JSON object) to an event with no id.
+ * Map one chat message (a JSON object) to an event.
  *
  * @param[out] out  the event, owned by the caller: protobuf_c_message_free_unpacked(); NULL on
  *                  failure
  * @param model     model_response.model for assistant messages (NULL: empty)
+ * @param id        the event's id (NULL: none, the store makes one up)
  * @return CS_OK; CS_EINVAL when @m is not a chat message this mapping knows (the message says
  *         which field); CS_ENOMEM.
  */
-int cs_openai_event(Convstore__V1__Event **out, const json_t *m, const char *model, cs_error *err);
+int cs_openai_event(Convstore__V1__Event **out, const json_t *m, const char *model, const char *id,
+		    cs_error *err);
 
 #endif

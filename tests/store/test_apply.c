@@ -67,19 +67,44 @@ static void build_source(cs_store *s, ev_arena *a)
 	CHECK_EQ_INT(vw_append(NULL, s, "t1", "c2", b5, 1), CS_OK);
 }
 
+/* Two stores in a temp folder: src built by build_source(), dst empty; f is src's feed. */
+typedef struct fixture {
+	char dir[PATH_MAX];
+	ev_arena a;
+	cs_store *src, *dst;
+	feed f;
+} fixture;
+
+static void fixture_open(fixture *x, unsigned snapshot_every)
+{
+	memset(x, 0, sizeof(*x));
+	fx_tmpdir(x->dir, "apply");
+	x->src = vw_open_in(x->dir, "src", snapshot_every);
+	x->dst = vw_open_in(x->dir, "dst", snapshot_every);
+	build_source(x->src, &x->a);
+	fx_feed_walk w;
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(fx_walk_feed(&w, x->src, 100, feed_collect, &x->f, &err), CS_OK);
+}
+
+static void fixture_close(fixture *x)
+{
+	feed_free(&x->f);
+	cs_store_close(x->src);
+	cs_store_close(x->dst);
+	ev_arena_free(&x->a);
+	fx_rmrf(x->dir);
+}
+
 static const char *const convs[][2] = {{"t1", "c1"}, {"t1", "c2"}, {"t1", "c1-fork"}};
 
 static void test_round_trip(void)
 {
-	char dir[PATH_MAX];
-	fx_tmpdir(dir, "apply");
-	ev_arena a = EV_ARENA_INIT;
-	cs_store *src = vw_open_in(dir, "src", 2), *dst = vw_open_in(dir, "dst", 2);
-	build_source(src, &a);
-	feed f = {0};
-	fx_feed_walk w;
+	fixture x;
+	fixture_open(&x, 2);
+	feed f = x.f;
+	cs_store *src = x.src, *dst = x.dst;
 	cs_error err = CS_ERROR_INIT;
-	CHECK_EQ_INT(fx_walk_feed(&w, src, 100, feed_collect, &f, &err), CS_OK);
 	CHECK_EQ_UINT(f.n, 9);
 
 	cs_apply_result r;
@@ -120,37 +145,24 @@ static void test_round_trip(void)
 	one[0] = &bare;
 	CHECK_EQ_INT(cs_store_apply(&r, dst, one, 1, &err), CS_EINVAL);
 	CHECK_STR_CONTAINS(err.msg, "version and recorded_at");
-	feed_free(&f);
-	cs_store_close(src);
-	cs_store_close(dst);
-	ev_arena_free(&a);
-	fx_rmrf(dir);
+	fixture_close(&x);
 }
 
 /* A fork whose parent is not there yet is refused, and stores nothing. */
 static void test_fork_first(void)
 {
-	char dir[PATH_MAX];
-	fx_tmpdir(dir, "apply");
-	ev_arena a = EV_ARENA_INIT;
-	cs_store *src = vw_open_in(dir, "src", 0), *dst = vw_open_in(dir, "dst", 0);
-	build_source(src, &a);
-	feed f = {0};
-	fx_feed_walk w;
+	fixture x;
+	fixture_open(&x, 0);
+	feed f = x.f;
 	cs_error err = CS_ERROR_INIT;
-	CHECK_EQ_INT(fx_walk_feed(&w, src, 100, feed_collect, &f, &err), CS_OK);
 	size_t k = 0;
 	while (k < f.n && strcmp(f.events[k]->conversation_id, "c1-fork") != 0)
 		k++;
 	CHECK(k < f.n);
 	cs_apply_result r;
-	CHECK_EQ_INT(cs_store_apply(&r, dst, f.events + k, 1, &err), CS_ENOTFOUND);
-	CHECK_EQ_UINT(fx_stats(dst).events, 0);
-	feed_free(&f);
-	cs_store_close(src);
-	cs_store_close(dst);
-	ev_arena_free(&a);
-	fx_rmrf(dir);
+	CHECK_EQ_INT(cs_store_apply(&r, x.dst, f.events + k, 1, &err), CS_ENOTFOUND);
+	CHECK_EQ_UINT(fx_stats(x.dst).events, 0);
+	fixture_close(&x);
 }
 
 int main(void)
