@@ -47,7 +47,7 @@ static inline Convstore__V1__Event *corpus_map_message(const json_t *m, corpus_c
 {
 	Convstore__V1__Event *ev = NULL;
 	cs_error err = CS_ERROR_INIT;
-	if (cs_openai_event(&ev, m, "gpt-4o", &err) != CS_OK)
+	if (cs_openai_event(&ev, m, "gpt-4o", NULL, &err) != CS_OK)
 		return NULL;
 	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE)
 		c->tool_calls += ev->model_response->n_tool_calls;
