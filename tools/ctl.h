@@ -72,7 +72,8 @@ void ctl_progress_end(ctl_progress *p);
 
 /* @msg as one line of JSON on stdout (nulls for unset optional fields). CTL_OK or CTL_FAIL. */
 int ctl_print_json(const ctl *c, const void *msg);
-/* One readable line for an event: "#version @position type recorded_at  summary". */
+/* One readable line for an event: "#version @position [tenant/]conversation type recorded_at
+ * summary". */
 void ctl_print_event(FILE *f, const Convstore__V1__Event *e);
 /* RFC 3339 text of a timestamp ("-" when unset). */
 const char *ctl_time(char buf[40], const Convstore__V1__Timestamp *t);

@@ -235,8 +235,10 @@ static void print_payload(FILE *f, const Convstore__V1__Event *e)
 void ctl_print_event(FILE *f, const Convstore__V1__Event *e)
 {
 	char t[40];
-	fprintf(f, "#%" PRIu64 " @%" PRIu64 " %s/%s %s %s  ", e->version, e->position, e->tenant,
-		e->conversation_id, *e->type ? e->type : "?", ctl_time(t, e->recorded_at));
+	/* the API leaves the tenant out: a client sees only its own */
+	fprintf(f, "#%" PRIu64 " @%" PRIu64 " %s%s%s %s %s  ", e->version, e->position, e->tenant,
+		*e->tenant ? "/" : "", e->conversation_id, *e->type ? e->type : "?",
+		ctl_time(t, e->recorded_at));
 	print_payload(f, e);
 	fputc('\n', f);
 }
