@@ -4,15 +4,8 @@
 # $1 is the convctl binary.
 set -u
 convctl=$1
-dir=$(mktemp -d /tmp/convctl-test.XXXXXX) || exit 1
-trap 'rm -rf "$dir"' EXIT
-fail=0
-expect() { # expect WHAT GOT WANT
-	if [ "$2" != "$3" ]; then
-		echo "FAIL $1: got [$2], want [$3]"
-		fail=1
-	fi
-}
+# shellcheck source=tests/tools/expect.sh
+. "$(dirname "$0")/expect.sh"
 
 "$convctl" --data "$dir/none" stats 2>"$dir/err"
 expect "stats without a store exit" $? 1

@@ -10,18 +10,8 @@ set -u
 convctl=$1
 file=${CONVSTORE_CORPUS:-}/tau-bench/gpt-4o-airline.conversations.jsonl
 [ -n "${CONVSTORE_CORPUS:-}" ] && [ -f "$file" ] || { echo "corpus absent: skipped"; exit 77; }
-dir=$(mktemp -d /tmp/convctl-corpus.XXXXXX) || exit 1
-trap 'rm -rf "$dir"' EXIT
-fail=0
-expect() { # expect WHAT GOT WANT
-	if [ "$2" != "$3" ]; then
-		echo "FAIL $1: got [$2], want [$3]"
-		fail=1
-	fi
-}
-has() { # has WHAT FILE TEXT
-	grep -qF -- "$3" "$2" || { echo "FAIL $1: no [$3] in [$(cat "$2")]"; fail=1; }
-}
+# shellcheck source=tests/tools/expect.sh
+. "$(dirname "$0")/expect.sh"
 
 out=$("$convctl" --data "$dir/s" import-openai "$file")
 expect "import-openai exit" $? 0
