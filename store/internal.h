@@ -219,6 +219,19 @@ int cs_event_sane(const Convstore__V1__Event *ev, cs_error *err);
 bool cs_event_is_server_only(const Convstore__V1__Event *ev);
 const char *cs_event_type_name(const Convstore__V1__Event *ev);
 
+/* ---- progress (store.c) ------------------------------------------------------------------ */
+
+/* A long call's progress: fn is told done and total every CS_PROGRESS_EVERY steps. */
+#define CS_PROGRESS_EVERY 4096u
+typedef struct cs_progress {
+	cs_progress_fn fn; /* NULL: nobody asked */
+	void *ctx;
+	uint64_t done, total;
+} cs_progress;
+
+/* One step of @p (NULL: none). */
+void cs_progress_step(cs_progress *p);
+
 /* ---- append.c ---------------------------------------------------------------------------- */
 
 /* One event of a request as prepared in the caller's thread. */
@@ -266,6 +279,7 @@ typedef struct cs_request {
 	int64_t now_seconds;	    /* CS_REQ_SWEEP: the clock max_age is judged by */
 	uint64_t removed;	    /* CS_REQ_SWEEP: events removed */
 	cs_rebuild_report *rebuild; /* CS_REQ_REBUILD: the report */
+	cs_progress progress;	    /* CS_REQ_REBUILD: told from the writer */
 	cs_snap *snaps;		    /* taken while deciding */
 	size_t n_snaps;
 	/* results, written by the writer */
@@ -319,8 +333,8 @@ int cs_tombstone_get(bool *out, MDB_txn *txn, cs_store *s, const cs_key *stream,
 
 /* Compare every derived record with a fresh fold of the events; *differences counts records
  * missing, different or extra, @first (optional) describes the first. */
-int cs_projections_check(uint64_t *differences, cs_store *s, MDB_txn *txn, cs_error *first,
-			 cs_error *err);
+int cs_projections_check(uint64_t *differences, cs_store *s, MDB_txn *txn, cs_progress *progress,
+			 cs_error *first, cs_error *err);
 int cs_rebuild_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
 
 /* ---- apply.c ----------------------------------------------------------------------------- */

@@ -187,6 +187,12 @@ int cs_store_stats_get(cs_store_stats *out, cs_store *s, cs_error *err)
 	return rc;
 }
 
+void cs_progress_step(cs_progress *p)
+{
+	if (p && p->fn && ++p->done % CS_PROGRESS_EVERY == 0)
+		p->fn(p->ctx, p->done, p->total);
+}
+
 int cs_store_copy(cs_store *s, const char *path, cs_error *err)
 {
 	if (!path || !*path)

@@ -38,6 +38,7 @@ typedef struct verify_ctx {
 	uint64_t max_pos; /* the highest position in the log */
 	cs_verify_fn fn;  /* told of every problem (optional) */
 	void *fn_ctx;
+	cs_progress progress; /* one step per log record, then per event folded */
 } verify_ctx;
 
 __attribute__((format(printf, 3, 4))) static void problem(verify_ctx *v, uint64_t position,
@@ -62,6 +63,7 @@ __attribute__((format(printf, 3, 4))) static void problem(verify_ctx *v, uint64_
 
 static void check_log_entry(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 {
+	cs_progress_step(&v->progress);
 	uint64_t pos = key->mv_size == 8 ? cs_get_be64(key->mv_data) : 0;
 	if (pos > v->max_pos)
 		v->max_pos = pos;
@@ -245,17 +247,25 @@ static void check_meta(verify_ctx *v)
 
 int cs_store_verify(cs_verify_report *out, cs_store *s, cs_error *err)
 {
-	return cs_store_verify_each(out, s, NULL, NULL, err);
+	return cs_store_verify_each(out, s, NULL, err);
 }
 
-int cs_store_verify_each(cs_verify_report *out, cs_store *s, cs_verify_fn fn, void *ctx,
+int cs_store_verify_each(cs_verify_report *out, cs_store *s, const cs_verify_hooks *hooks,
 			 cs_error *err)
 {
 	memset(out, 0, sizeof(*out));
-	verify_ctx v = {.s = s, .rep = out, .err = err, .fn = fn, .fn_ctx = ctx};
+	verify_ctx v = {.s = s, .rep = out, .err = err};
+	if (hooks) {
+		v.fn = hooks->problem;
+		v.fn_ctx = hooks->ctx;
+		v.progress = (cs_progress){hooks->progress, hooks->ctx, 0, 0};
+	}
 	int rc = cs_txn_begin(&v.txn, &s->env, false, err);
 	if (rc)
 		return rc;
+	MDB_stat st;
+	if (mdb_stat(v.txn, s->env.events, &st) == 0)
+		v.progress.total = 2 * st.ms_entries;
 	rc = walk(&v, s->env.events, check_log_entry);
 	if (!rc)
 		check_meta(&v);
@@ -268,7 +278,7 @@ int cs_store_verify_each(cs_verify_report *out, cs_store *s, cs_verify_fn fn, vo
 	uint64_t diffs = 0;
 	cs_error first = CS_ERROR_INIT;
 	if (!rc)
-		rc = cs_projections_check(&diffs, s, v.txn, &first, err);
+		rc = cs_projections_check(&diffs, s, v.txn, &v.progress, &first, err);
 	if (!rc && diffs) {
 		problem(&v, 0, "%s", first.msg);
 		out->problems += diffs - 1;

@@ -66,6 +66,8 @@ typedef struct ctl_progress {
 double ctl_now(void); /* seconds, monotonic */
 void ctl_progress_start(ctl_progress *p, const char *what, uint64_t total);
 void ctl_progress_add(ctl_progress *p, uint64_t n, uint64_t bytes);
+/* A cs_progress_fn: @ctx is a ctl_progress, told the store call's absolute progress. */
+void ctl_progress_to(void *ctx, uint64_t done, uint64_t total);
 void ctl_progress_end(ctl_progress *p);
 
 /* ---- printing ---------------------------------------------------------------------------- */

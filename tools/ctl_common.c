@@ -155,8 +155,15 @@ void ctl_progress_add(ctl_progress *p, uint64_t n, uint64_t bytes)
 		bar[i] = i < fill ? '#' : '.';
 	bar[30] = '\0';
 	double rate = (double)p->done / (now - p->start);
-	fprintf(stderr, "\r%s [%s] %3.0f%% %" PRIu64 "/%" PRIu64 " events, %.0f/s ", p->what, bar,
+	fprintf(stderr, "\r%s [%s] %3.0f%% %" PRIu64 "/%" PRIu64 ", %.0f/s ", p->what, bar,
 		100 * frac, p->done, p->total, rate);
+}
+
+void ctl_progress_to(void *ctx, uint64_t done, uint64_t total)
+{
+	ctl_progress *p = ctx;
+	p->total = total;
+	ctl_progress_add(p, done > p->done ? done - p->done : 0, 0);
 }
 
 void ctl_progress_end(ctl_progress *p)

@@ -4,7 +4,6 @@
  * compacted copy through LMDB's own copy, from one read snapshot, so it runs beside a server).
  */
 #include <inttypes.h>
-#include <unistd.h>
 
 #include "ctl.h"
 
@@ -15,6 +14,7 @@ static const char verify_usage[] =
     "  prints each problem with its position and exits 1 when there is any\n";
 
 typedef struct verify_out {
+	ctl_progress progress; /* first: the hooks' ctx is also a ctl_progress */
 	const ctl *c;
 	uint64_t shown;
 } verify_out;
@@ -22,6 +22,8 @@ typedef struct verify_out {
 static void on_problem(void *ctx, uint64_t position, const char *problem)
 {
 	verify_out *o = ctx;
+	if (o->progress.on) /* the line under the bar */
+		fputs("\r\033[K", stderr);
 	if (o->c->json)
 		printf("%s{\"position\": %" PRIu64 ", \"problem\": \"", o->shown ? ", " : "",
 		       position);
@@ -42,11 +44,14 @@ int ctl_cmd_verify(ctl *c, int argc, char **argv)
 		return rc;
 	cs_verify_report rep;
 	cs_error err = CS_ERROR_INIT;
-	verify_out out = {c, 0};
+	verify_out out = {.c = c};
+	ctl_progress_start(&out.progress, "verify", 0);
+	cs_verify_hooks hooks = {on_problem, ctl_progress_to, &out};
 	double t0 = ctl_now();
 	if (c->json)
 		printf("{\"problem_list\": [");
-	rc = cs_store_verify_each(&rep, s, on_problem, &out, &err);
+	rc = cs_store_verify_each(&rep, s, &hooks, &err);
+	ctl_progress_end(&out.progress);
 	double secs = ctl_now() - t0;
 	cs_store_close(s);
 	if (c->json)
@@ -79,12 +84,11 @@ int ctl_cmd_rebuild(ctl *c, int argc, char **argv)
 	cs_rebuild_report rep = {0};
 	cs_error err = CS_ERROR_INIT;
 	double t0 = ctl_now();
-	if (!c->json && isatty(2))
-		fputs("rebuilding...", stderr);
-	rc = cs_store_rebuild(&rep, s, &err);
+	ctl_progress pr;
+	ctl_progress_start(&pr, "rebuild", 0);
+	rc = cs_store_rebuild_each(&rep, s, ctl_progress_to, &pr, &err);
+	ctl_progress_end(&pr);
 	double secs = ctl_now() - t0;
-	if (!c->json && isatty(2))
-		fputs("\r\033[K", stderr);
 	cs_store_close(s);
 	if (rc)
 		return ctl_fail(c, "%s", err.msg);

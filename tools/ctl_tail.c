@@ -154,6 +154,8 @@ typedef struct buf {
 
 static bool buf_add(buf *b, const char *data, size_t n)
 {
+	if (n == 0)
+		return true;
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = (b->len + n + 1) * 2;
 		char *grown = realloc(b->p, cap);
@@ -223,7 +225,7 @@ static bool dechunk(chunks *ch, buf *raw, buf *body)
 static bool sse_lines(tail *t, buf *body)
 {
 	char *nl;
-	while ((nl = memchr(body->p, '\n', body->len))) {
+	while (body->len && (nl = memchr(body->p, '\n', body->len))) {
 		*nl = '\0';
 		bool done = sse_line(t, body->p);
 		buf_drop(body, (size_t)(nl + 1 - body->p));

@@ -234,9 +234,17 @@ int cs_store_verify(cs_verify_report *out, cs_store *store, cs_error *err);
 
 /* Told of one problem verify found: the position it concerns (0: not one record's) and what. */
 typedef void (*cs_verify_fn)(void *ctx, uint64_t position, const char *problem);
+/* Told how far a long call is: @done steps of about @total (done may pass total a little). */
+typedef void (*cs_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
-/** cs_store_verify(), calling @fn (with @ctx) on every problem as it is found. */
-int cs_store_verify_each(cs_verify_report *out, cs_store *store, cs_verify_fn fn, void *ctx,
+typedef struct cs_verify_hooks {
+	cs_verify_fn problem;	 /* every problem as it is found (optional) */
+	cs_progress_fn progress; /* every 4,096 records (optional); total = 2 x events */
+	void *ctx;		 /* given to both */
+} cs_verify_hooks;
+
+/** cs_store_verify() with @hooks (NULL: none), called from the calling thread. */
+int cs_store_verify_each(cs_verify_report *out, cs_store *store, const cs_verify_hooks *hooks,
 			 cs_error *err);
 
 /* ==== Applying events that already have versions (import, followers) ==================== */
@@ -453,6 +461,12 @@ typedef struct cs_rebuild_report {
  * is left as it was. Erase and the retention sweep are single transactions too.
  */
 int cs_store_rebuild(cs_rebuild_report *out, cs_store *store, cs_error *err);
+
+/** cs_store_rebuild() telling @fn (from the store's writer thread, while the caller waits) how
+ * far it is every 4,096 events folded, of about twice the events (a check pass, then the
+ * rebuild). */
+int cs_store_rebuild_each(cs_rebuild_report *out, cs_store *store, cs_progress_fn fn, void *ctx,
+			  cs_error *err);
 
 /**
  * Write a compacted copy of the store (free pages left out, records in key order) into the new
