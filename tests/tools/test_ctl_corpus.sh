@@ -62,6 +62,24 @@ expect "verify the copy" "$?:$out" "0:5508 records checked, 0 problems"
 out=$("$convctl" --data "$dir/copy" rebuild)
 expect "rebuild the copy" "$?:${out% (*}" "0:200 conversations rebuilt from 5508 events, 0 records differed"
 
+# The other commands on the corpus store.
+expect "events" "$("$convctl" --data "$dir/s" events openai-1 | wc -l)" 33
+expect "events page" "$("$convctl" --data "$dir/s" events openai-1 --from 30 --limit 2 | cut -d' ' -f1-3)" \
+	"$(printf '#30 @30 default/openai-1\n#31 @31 default/openai-1')"
+expect "replay --json" "$("$convctl" --data "$dir/s" --json replay openai-1 | wc -l)" 33
+"$convctl" --data "$dir/s" replay openai-1 --from 8 --to 9 >"$dir/replay"
+has "replay opens a call" "$dir/replay" "    + tool call opened call_oIHazX6yQrB8hUwl4cRilFKj get_user_details"
+has "replay answers it" "$dir/replay" "    + tool call answered call_oIHazX6yQrB8hUwl4cRilFKj: "
+"$convctl" --data "$dir/s" diff openai-1 1 33 >"$dir/diff"
+has "diff of versions" "$dir/diff" "openai-1 from version 1 to 33: 32 events"
+"$convctl" --data "$dir/s" diff openai-1 openai-2 >"$dir/diff"
+has "diff of unrelated conversations" "$dir/diff" "openai-1 and openai-2 share versions 1..0 (none)"
+expect "show --at" "$("$convctl" --data "$dir/s" show openai-1 --at 5 | head -1)" \
+	"conversation openai-1  version 5  active"
+"$convctl" --data "$dir/s" compact -o "$dir/compact" >/dev/null
+expect "compact verifies" "$("$convctl" --data "$dir/compact" verify)" "5508 records checked, 0 problems"
+expect "tail of the store" "$("$convctl" --data "$dir/s" tail --after-position 5500 --count 8 | wc -l)" 8
+
 # A bad line anywhere refuses the whole file, naming it, and stores nothing.
 before=$("$convctl" --data "$dir/s" --json stats)
 head -3 "$file" >"$dir/bad.jsonl"
