@@ -4,7 +4,7 @@
  * empty one gives every conversation the same state, timestamps, positions and forks included,
  * and verifies clean; applying it again changes nothing; a different event at a stored version,
  * a gap, a fork before its parent and an event without its version are refused and store
- * nothing.
+ * nothing; into a store that has events, positions are new and the rest is the same.
  */
 #include "../check.h"
 #include "events.h"
@@ -165,9 +165,46 @@ static void test_fork_first(void)
 	fixture_close(&x);
 }
 
+/* Into a store that has events: new positions where the old ones are taken, the same
+ * conversations otherwise (versions, times, views), and a store that verifies. */
+static void test_into_non_empty(void)
+{
+	fixture x;
+	fixture_open(&x, 2);
+	Convstore__V1__Event *mine[20];
+	for (size_t i = 0; i < 20; i++)
+		mine[i] = ev_message(&x.a, NULL, "user", "already here");
+	CHECK_EQ_INT(vw_append(NULL, x.dst, "t1", "mine", mine, 20), CS_OK);
+	cs_apply_result r;
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(cs_store_apply(&r, x.dst, x.f.events, x.f.n, &err), CS_OK);
+	CHECK_EQ_UINT(r.applied, 9);
+	CHECK_EQ_UINT(r.first_position, 21);
+	CHECK_EQ_UINT(r.last_position, 29);
+	for (size_t i = 0; i < 3; i++) {
+		int rc;
+		json_t *a = vw_messages_json(x.dst, convs[i][0], convs[i][1], 0, &rc);
+		json_t *b = vw_messages_json(x.src, convs[i][0], convs[i][1], 0, &rc);
+		CHECK(vw_json_equal(a, b, convs[i][1]));
+		json_decref(a);
+		json_decref(b);
+		Convstore__V1__ConversationState *sa = vw_state(x.dst, "t1", convs[i][1], 0, &rc);
+		Convstore__V1__ConversationState *sb = vw_state(x.src, "t1", convs[i][1], 0, &rc);
+		CHECK(sa && sb && sa->version == sb->version);
+		CHECK(sa && sb && sa->updated_at->seconds == sb->updated_at->seconds &&
+		      sa->updated_at->nanos == sb->updated_at->nanos);
+		vw_free(sa);
+		vw_free(sb);
+	}
+	cs_verify_report rep;
+	CHECK_EQ_INT(cs_store_verify(&rep, x.dst, &err), CS_OK);
+	fixture_close(&x);
+}
+
 int main(void)
 {
 	CHECK_RUN(test_round_trip);
 	CHECK_RUN(test_fork_first);
+	CHECK_RUN(test_into_non_empty);
 	return check_finish();
 }
