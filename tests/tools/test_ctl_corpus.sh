@@ -80,6 +80,27 @@ expect "show --at" "$("$convctl" --data "$dir/s" show openai-1 --at 5 | head -1)
 expect "compact verifies" "$("$convctl" --data "$dir/compact" verify)" "5508 records checked, 0 problems"
 expect "tail of the store" "$("$convctl" --data "$dir/s" tail --after-position 5500 --count 8 | wc -l)" 8
 
+# A line's id, metadata and model.
+cat >"$dir/meta.jsonl" <<'END'
+{"id": "named", "model": "gpt-4o-mini", "metadata": {"user": "u1", "team": "t"}, "messages": [{"role": "developer", "content": "be kind"}, {"role": "user", "content": "hi", "name": "mia"}, {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, {"role": "tool", "tool_call_id": "c1", "name": "f", "content": "ok"}]}
+END
+"$convctl" --data "$dir/m" import-openai "$dir/meta.jsonl" >/dev/null
+expect "import-openai with metadata" $? 0
+"$convctl" --data "$dir/m" show named >"$dir/show"
+has "metadata shown" "$dir/show" "metadata  team=t"
+has "metadata shown" "$dir/show" "metadata  user=u1"
+"$convctl" --data "$dir/m" --json messages named >"$dir/messages"
+python3 - "$dir/meta.jsonl" "$dir/messages" <<'END' || fail=1
+import json, sys
+want = json.loads(open(sys.argv[1]).read())["messages"]
+got = json.load(open(sys.argv[2]))["messages"]
+if got != want:
+    print("FAIL messages round trip: got %s" % got)
+    sys.exit(1)
+END
+"$convctl" --data "$dir/m" events named --from 4 --limit 1 >"$dir/events"
+has "the line's model" "$dir/events" "gpt-4o-mini:  calls f(c1)"
+
 # A bad line anywhere refuses the whole file, naming it, and stores nothing.
 before=$("$convctl" --data "$dir/s" --json stats)
 head -3 "$file" >"$dir/bad.jsonl"
