@@ -188,6 +188,18 @@ int cs_store_read_feed(cs_event_page *out, cs_store *store, const char *tenant,
 		       uint64_t after_position, size_t limit, cs_error *err);
 
 /**
+ * Read one conversation's own events (a fork's, not its parent's) with a position greater than
+ * @after_position, in order: the feed of one conversation, found through its index rather than
+ * by scanning the log. out->next is where to continue: the position of the last event
+ * returned; but when the read reached the conversation's end, the last position of the whole
+ * log as of the read, since every event of this conversation up to there has been returned.
+ * @return as cs_store_read_stream().
+ */
+int cs_store_read_conv_feed(cs_event_page *out, cs_store *store, const char *tenant,
+			    const char *conversation_id, uint64_t after_position, size_t limit,
+			    cs_error *err);
+
+/**
  * The head of one conversation (version, status, timestamps, pending tool calls, usage,
  * counts...). @out is owned by the caller: protobuf_c_message_free_unpacked(&(*out)->base,
  * NULL). CS_ENOTFOUND when the conversation does not exist.
