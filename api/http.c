@@ -376,11 +376,18 @@ static bool etag_is(const char *p, size_t n, const char *want)
 
 bool cs_req_not_modified(const cs_req *r, uint64_t version)
 {
-	const char *inm = cs_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	char want[32];
-	if (!inm || !version)
+	if (!version)
 		return false;
 	snprintf(want, sizeof(want), "\"%llu\"", (unsigned long long)version);
+	return cs_req_etag_match(r, want);
+}
+
+bool cs_req_etag_match(const cs_req *r, const char *want)
+{
+	const char *inm = cs_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if (!inm)
+		return false;
 	for (const char *p = inm; *p;) {
 		while (*p == ' ' || *p == ',')
 			p++;

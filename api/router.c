@@ -7,6 +7,8 @@
  * '/' first, then only the {id} segment is decoded and checked (1..128 characters of
  * A-Z a-z 0-9 . _ : -, and not "." or ".."). The check is a separate step that server.c runs
  * after auth, so that a missing token is 401 and a weak role 403 whatever the id looks like.
+ * A "{file}" segment (the page's files under /ui/) is captured the same way but left as sent:
+ * ui.c compares it with the embedded file names, so an escape simply names no file.
  * Query parameters are decoded here too, with the same decoder, and checked against the
  * route's list in routes.h: an unknown or repeated parameter is a 400, before any work.
  * `limit` is the one parameter that is capped rather than refused (API.md "Paging").
@@ -60,16 +62,22 @@ int cs_percent_decode(char *out, size_t out_size, const char *in, cs_error *err)
 	return CS_OK;
 }
 
-/* Match @path against @pattern; the {id} segment's raw text is @path[*id_off, +*id_len). */
+/* Match @path against @pattern; the {id} or {file} segment's raw text is
+ * @path[*id_off, +*id_len). A {file} segment is never empty. */
 static bool pattern_match(const char *pattern, const char *path, size_t *id_off, size_t *id_len)
 {
 	const char *p = pattern, *s = path;
 	while (*p && *s) {
-		if (strncmp(p, "{id}", 4) == 0) {
+		size_t field = strncmp(p, "{id}", 4) == 0     ? 4
+			       : strncmp(p, "{file}", 6) == 0 ? 6
+							      : 0;
+		if (field) {
 			*id_off = (size_t)(s - path);
 			*id_len = strcspn(s, "/");
+			if (*id_len == 0 && field == 6)
+				return false;
 			s += *id_len;
-			p += 4;
+			p += field;
 			continue;
 		}
 		if (*p != *s)

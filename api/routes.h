@@ -7,6 +7,8 @@
  *
  * X(name, method, path pattern, role, handler, allowed query parameters)
  *   - a pattern segment "{id}" matches one conversation id (percent-decoded, then checked);
+ *     "{file}", last in a pattern, matches one non-empty segment kept as sent (a file of the
+ *     page under /ui/, looked up by exact name in ui.c: nothing is decoded or touches a disk);
  *   - role: the weakest role that may call it (auth.c); CS_ROLE_NONE needs no token;
  *   - query parameters: a space-separated list; any other is a 400. A name ending in '.'
  *     admits every parameter with that prefix (metadata.KEY).
@@ -37,7 +39,10 @@
 	X(OPENAPI, "GET", "/v1/openapi.json", CS_ROLE_NONE, cs_h_openapi, "")                      \
 	X(HEALTHZ, "GET", "/healthz", CS_ROLE_NONE, cs_h_healthz, "")                              \
 	X(READYZ, "GET", "/readyz", CS_ROLE_NONE, cs_h_readyz, "")                                 \
-	X(METRICS, "GET", "/metrics", CS_ROLE_OPERATOR, cs_h_metrics, "")
+	X(METRICS, "GET", "/metrics", CS_ROLE_OPERATOR, cs_h_metrics, "")                          \
+	X(UI_ROOT, "GET", "/ui", CS_ROLE_NONE, cs_h_ui, "")                                        \
+	X(UI_INDEX, "GET", "/ui/", CS_ROLE_NONE, cs_h_ui, "")                                      \
+	X(UI_FILE, "GET", "/ui/{file}", CS_ROLE_NONE, cs_h_ui, "")
 
 enum cs_route_id {
 #define CS_ROUTE_ENUM(name, method, path, role, handler, params) CS_ROUTE_##name,

@@ -166,7 +166,8 @@ typedef struct cs_req {
 	struct MHD_Connection *conn;
 	enum cs_route_id route;
 	const char *method;
-	const char *id_raw; /* the {id} segment as sent (in the URL), not NUL-terminated */
+	const char
+	    *id_raw; /* the {id} or {file} segment as sent (in the URL), not NUL-terminated */
 	size_t id_raw_len;
 	char id[CS_MAX_ID_LEN + 1]; /* the {id} segment, decoded and checked */
 	const char *tenant;	    /* NULL until authenticated */
@@ -340,6 +341,9 @@ const char *cs_req_header(const cs_req *r, const char *name);
  * Whether the If-None-Match header names @version ("N", W/"N", a list, or *).
  */
 bool cs_req_not_modified(const cs_req *r, uint64_t version);
+
+/** Whether the If-None-Match header names the entity tag @want (quotes included), or is *. */
+bool cs_req_etag_match(const cs_req *r, const char *want);
 
 /* ---- present.c ----------------------------------------------------------------------------- */
 
@@ -525,5 +529,20 @@ int cs_sse_frame(cs_buf *out, const Convstore__V1__Event *ev);
 
 extern const char cs_openapi_json[];
 extern const size_t cs_openapi_json_len;
+
+/* ---- ui_files.c (generated from api/ui/ at build time by api/embed_ui.py; served by ui.c) -- */
+
+typedef struct cs_ui_file {
+	const char *name;	  /* the file name under /ui/: "index.html", "app.js" */
+	const char *content_type; /* with "; charset=utf-8" for text */
+	const unsigned char *data;
+	size_t len;
+	const unsigned char *gz; /* the gzip form, or NULL when it is not smaller */
+	size_t gz_len;
+	const char *etag; /* "\"<16 hex digits of the SHA-256 of data>\"" */
+} cs_ui_file;
+
+extern const cs_ui_file cs_ui_files[];
+extern const size_t cs_ui_files_count;
 
 #endif
