@@ -599,8 +599,10 @@ static int enc_timestamp(json_t **out, struct enc *e, const ProtobufCMessage *m)
 static int enc_json_value(json_t **out, struct enc *e, const ProtobufCMessage *m)
 {
 	const char *text = *(char *const *)field_at(m, m->descriptor->fields[0].offset);
+	/* No text (only binary input can send that, and cs_pb_check_text lets it through) is no
+	 * value: null, as for an element that is not there at all (enc_absent). */
 	if (!text || !*text)
-		return fail(e->err, CS_ECORRUPT, &e->path, "json value is empty");
+		return made(out, e, json_null());
 	json_error_t je;
 	json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 	if (v) {

@@ -31,8 +31,9 @@
  *   - JSON numbers go through Jansson, whose integers are long long: the literal number
  *     18446744073709551615 is a parse error; send large uint64 values as strings.
  *   - Reals print with Jansson's 17 significant digits: exact, but 0.1 reads 0.10000000000000001.
- *   - A singular JsonValue field whose text is "null" encodes as JSON null, which decodes as an
- *     absent field. In lists and map values null stays a JsonValue holding "null".
+ *   - A singular JsonValue field whose text is "null" or empty (binary input only) encodes as
+ *     JSON null, which decodes as an absent field. In lists and map values null stays a
+ *     JsonValue holding "null".
  *   - Unknown fields that protobuf-c kept from binary input are not written to JSON.
  *   - A JsonValue decoded from JSON holds Jansson's compact re-serialisation of the value, not
  *     the client's bytes: whitespace goes, and numbers take Jansson's spelling (1e3 -> 1000.0).
@@ -63,7 +64,7 @@
  * @param[out] err  optional
  * @return CS_OK; CS_EINVAL for invalid UTF-8 in a string field or map key, a Timestamp out of
  *         range, or messages, lists and maps nested deeper than CS_JSON_MAX_DEPTH; CS_ECORRUPT
- *         for a JsonValue whose text is empty or does not parse; CS_ENOMEM. The message names
+ *         for a JsonValue whose text does not parse (one with no text is null); CS_ENOMEM. The message names
  *         the field path, e.g. "events[2].message.content: invalid utf-8".
  */
 int cs_json_encode(json_t **out, const ProtobufCMessage *msg, cs_error *err);
