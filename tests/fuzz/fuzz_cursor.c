@@ -8,7 +8,8 @@
  *   - as the cursor text itself, to GET-list with (the parser; mostly refusals);
  *   - its first 16 bytes as P0 and C (big-endian), turned into a well-formed cursor by the
  *     store's own encoder, which must decode back to the same pair (when C <= P0 + 1) and list
- *     without crashing, reading past no entry and returning no more than the limit.
+ *     without crashing (ASan watches every read), returning no more than the limit and never
+ *     the erased conversation.
  * The store is made once per process in a temp folder: 40 conversations over two tenants, some
  * appended to after others (so a listing finds entries that moved) and one erased.
  */
