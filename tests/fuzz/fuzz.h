@@ -10,7 +10,9 @@
  *
  * FUZZ_REQUIRE is how a target states a property beyond "does not crash" (a decoded message
  * encodes again, a record round-trips): when it fails it aborts, and libFuzzer saves the input
- * as a crash like any sanitizer report. Header-only; one per target executable.
+ * as a crash like any sanitizer report. The JSON round trip and the writer's fold of one event
+ * (when store/internal.h is included first) are here because two files use each. Header-only;
+ * one per target executable.
  */
 #ifndef CONVSTORE_TESTS_FUZZ_H
 #define CONVSTORE_TESTS_FUZZ_H
@@ -82,6 +84,24 @@ static inline void fuzz_json_round_trip(const ProtobufCMessage *m, bool exact)
 	for (int i = 0; i < 3; i++)
 		free(text[i]);
 }
+
+#ifdef CONVSTORE_INTERNAL_H
+/* The single writer's step for one event (append.c): number it, check it against @head, fold it
+ * in. False when the check refuses it (the whole request would be refused); once the check
+ * passed, folding must succeed. @ev->recorded_at points at @now until the caller resets it. */
+static inline bool fuzz_fold_one(Convstore__V1__Head *head, Convstore__V1__Event *ev,
+				 Convstore__V1__Timestamp *now)
+{
+	cs_error err = CS_ERROR_INIT;
+	ev->version = head->version + 1;
+	ev->position = 1000 + head->version;
+	ev->recorded_at = now;
+	if (cs_head_check(head, ev, &err) != CS_OK)
+		return false;
+	FUZZ_REQUIRE(cs_head_apply(head, ev, &err) == CS_OK);
+	return true;
+}
+#endif
 
 /* fuzz_json: byte 0 (modulo the count) picks the type the JSON text after it is decoded as:
  * the request bodies convstored decodes (api/http.c), plus the two well-known types. */

@@ -17,8 +17,9 @@
 #include <sys/stat.h>
 
 #include "convstore/pbjson.h"
-#include "fuzz.h"
 #include "internal.h"
+
+#include "fuzz.h"
 
 #include "../store/corpus.h"
 
@@ -105,6 +106,25 @@ static void write_events(const char *kind, const char *dir, Convstore__V1__Event
 		write_message(kind, dir, &events[i]->base);
 }
 
+/* Head records (every read opens one): a new conversation's, and one with @events folded in. */
+static void head_seeds(const char *dir, Convstore__V1__Event **events, size_t n)
+{
+	Convstore__V1__Head *head;
+	if (cs_head_new(&head, "t", "c1", NULL) != CS_OK)
+		exit(1);
+	write_message("record", dir, &head->base);
+	Convstore__V1__Timestamp now = CONVSTORE__V1__TIMESTAMP__INIT;
+	now.seconds = 1795700000;
+	for (size_t i = 0; i < n; i++) {
+		bool folded = fuzz_fold_one(head, events[i], &now);
+		events[i]->recorded_at = NULL; /* it pointed into this frame */
+		if (!folded)
+			break;
+	}
+	write_message("record", dir, &head->base);
+	cs_head_free(head);
+}
+
 static void samples_seeds(const char *kind, const char *dir)
 {
 	size_t n = sizeof(samples) / sizeof(samples[0]);
@@ -119,6 +139,8 @@ static void samples_seeds(const char *kind, const char *dir)
 		}
 	}
 	write_events(kind, dir, events, n);
+	if (!strcmp(kind, "record"))
+		head_seeds(dir, events, n);
 	for (size_t i = 0; i < n; i++)
 		protobuf_c_message_free_unpacked(&events[i]->base, NULL);
 	if (strcmp(kind, "json") != 0)
