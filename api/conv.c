@@ -72,7 +72,7 @@ enum MHD_Result cs_reply_state(cs_req *r, unsigned status, const char *id)
 int cs_write_done(cs_req *r, int rc)
 {
 	if (!rc)
-		cs_server_notify(r->srv);
+		cs_hub_notify(r->srv);
 	return rc;
 }
 

@@ -2,19 +2,22 @@
  * feed.c - the global feed (GET /v1/events, with its long poll) and the two Server-Sent Events
  * routes (GET /v1/events/stream, GET /v1/conversations/{id}/events/stream).
  *
- * Both wait on the server's feed signal (server.c), which every successful write broadcasts,
- * rather than polling the store. The sequence number is read BEFORE the store is, so a write
- * that lands between the read and the wait is never missed. Each connection has its own
- * thread, so waiting here blocks no one else.
+ * Neither holds a thread while it waits. A long poll with nothing to return asks its worker to
+ * park it in the feed hub (hub.c) and is run again when an event of its tenant is committed or
+ * wait_ms is over. A stream is a libmicrohttpd content reader on the event-loop threads: each
+ * call hands out frames from the hub's shared ring, or from the store while the stream is
+ * behind the ring (catch-up), or - when there is nothing - suspends the connection, parked in
+ * the hub until an event concerns it or the heartbeat is due (a comment line, so that proxies
+ * keep the connection and a vanished client is found out).
  *
- * SSE streams are produced by a libmicrohttpd content reader: each call hands out the frames
- * already formatted, or reads the next page of the feed after the last position sent, or waits
- * (at most KEEPALIVE_MS, then sends a comment line so that proxies and dead clients are found
- * out). A stream starts after Last-Event-ID, else after ?after_position, else at the end of the
- * feed as of the request (live only); it ends when the server drains.
- *
- * Deliberately simple (a feeds issue will harden them): a conversation stream reads the
- * tenant's feed and skips other conversations' events.
+ * Delivery: a stream sends each event after its starting position exactly once, in position
+ * order, whether it comes from the store or the ring: both are read strictly after the last
+ * position sent. The starting position is Last-Event-ID, else ?after_position, else the end of
+ * the feed as the request arrives (live only). A client that reconnects with the last id it
+ * got misses nothing and gets nothing twice. The global stream reads the tenant's feed; a
+ * conversation's stream reads that conversation's own events through its index (a fork's
+ * stream has the fork's events, not its parent's), and ends after conversation_deleted.
+ * ?types= sends only those event types; the position still advances past the others.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +25,26 @@
 
 #include "server.h"
 
-#define KEEPALIVE_MS 15000
-#define SSE_PAGE     100
-#define SSE_BLOCK    16384
+#define SSE_PAGE   100	 /* events one catch-up read takes from the store */
+#define SSE_BUDGET 65536 /* bytes of frames prepared at once */
+#define SSE_BLOCK  16384 /* libmicrohttpd's buffer for the stream */
+
+int cs_buf_add(cs_buf *b, const char *s, size_t len)
+{
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		while (cap < b->len + len)
+			cap *= 2;
+		char *p = realloc(b->p, cap);
+		if (!p)
+			return CS_ENOMEM;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, len);
+	b->len += len;
+	return CS_OK;
+}
 
 void cs_events_public(Convstore__V1__Event **events, size_t n)
 {
@@ -37,45 +57,26 @@ void cs_events_public(Convstore__V1__Event **events, size_t n)
 	}
 }
 
-static struct timespec deadline_in(uint64_t ms)
+int cs_sse_frame(cs_buf *out, const Convstore__V1__Event *ev)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_sec += (time_t)(ms / 1000);
-	t.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
+	Convstore__V1__Event pub = *ev; /* shallow: the public view without the tenant */
+	pub.tenant = (char *)protobuf_c_empty_string;
+	char *json = cs_json_text(&pub.base, NULL);
+	if (!json)
+		return CS_ENOMEM;
+	char head[160];
+	int n = snprintf(head, sizeof(head),
+			 "id: %llu\nevent: %s\ndata: ", (unsigned long long)ev->position, ev->type);
+	int rc = cs_buf_add(out, head, (size_t)n);
+	if (!rc)
+		rc = cs_buf_add(out, json, strlen(json));
+	if (!rc)
+		rc = cs_buf_add(out, "\n\n", 2);
+	free(json);
+	return rc;
 }
 
-static bool deadline_passed(const struct timespec *d)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	return now.tv_sec > d->tv_sec || (now.tv_sec == d->tv_sec && now.tv_nsec >= d->tv_nsec);
-}
-
-/* Read the feed after @after; with @wait_ms, wait for a first event until the deadline. */
-static int feed_read(cs_event_page *page, cs_req *r, uint64_t after, size_t limit, uint64_t wait_ms,
-		     cs_error *err)
-{
-	cs_server *srv = r->srv;
-	struct timespec deadline = deadline_in(wait_ms);
-	for (;;) {
-		uint64_t seq = cs_server_seq(srv);
-		int rc = cs_store_read_feed(page, srv->store, r->tenant, after, limit, err);
-		if (rc || page->n || !wait_ms || atomic_load(&srv->draining) ||
-		    deadline_passed(&deadline))
-			return rc;
-		if (page->next > after)
-			after = page->next; /* skipped other tenants' events: go on from there */
-		cs_event_page_deinit(page);
-		page->next = after;
-		cs_server_wait(srv, seq, &deadline);
-	}
-}
+/* ---- the long poll ------------------------------------------------------------------------ */
 
 enum MHD_Result cs_h_feed(cs_req *r)
 {
@@ -88,8 +89,33 @@ enum MHD_Result cs_h_feed(cs_req *r)
 		rc = cs_query_limit(&limit, r, &err);
 	if (!rc)
 		rc = cs_query_u64(&wait_ms, r, "wait_ms", 0, 0, CS_WAIT_MS_MAX, &err);
-	if (!rc)
-		rc = feed_read(&page, r, after, limit, wait_ms, &err);
+	if (rc)
+		return cs_reply_error(r, &err);
+	if (!r->poll_started) { /* the first run; later ones go on where it got to */
+		r->poll_started = true;
+		r->poll_until_ms = cs_mono_ms() + wait_ms;
+		r->poll_after = after;
+	}
+	for (;;) {
+		uint64_t seen = cs_hub_published(r->srv);
+		rc =
+		    cs_store_read_feed(&page, r->srv->store, r->tenant, r->poll_after, limit, &err);
+		if (rc || page.n || cs_mono_ms() >= r->poll_until_ms ||
+		    atomic_load(&r->srv->draining))
+			break;
+		bool skipped = page.next > r->poll_after; /* only other tenants' events so far */
+		r->poll_after = page.next;
+		cs_event_page_deinit(&page);
+		if (!skipped) {
+			r->park = true;
+			r->park_seen = seen;
+			r->waiter.tenant = r->tenant;
+			r->waiter.conversation = NULL;
+			r->waiter.types = NULL;
+			r->waiter.deadline_ms = r->poll_until_ms;
+			return MHD_YES; /* the worker parks it in the hub */
+		}
+	}
 	if (rc)
 		return cs_reply_error(r, &err);
 	Convstore__V1__FeedPage out = CONVSTORE__V1__FEED_PAGE__INIT;
@@ -102,110 +128,168 @@ enum MHD_Result cs_h_feed(cs_req *r)
 	return ret;
 }
 
-/* One SSE stream's state, owned by its libmicrohttpd response. */
+/* ---- Server-Sent Events ------------------------------------------------------------------- */
+
+/* One stream's state, owned by its libmicrohttpd response. */
 typedef struct sse {
 	cs_server *srv;
+	struct MHD_Connection *conn;
+	cs_waiter w; /* the filter (tenant, conversation, types) and the hub's parking spot */
 	char tenant[CS_MAX_ID_LEN + 1];
 	char conversation[CS_MAX_ID_LEN + 1]; /* "" for the global stream */
-	uint64_t after;			      /* the last position sent (or skipped) */
-	char *out;			      /* formatted frames not yet handed out */
-	size_t out_len, out_off;
+	cs_types types;
+	uint64_t after;	   /* the last position sent or passed over */
+	uint64_t trusted;  /* the ring is complete for this stream only after this */
+	uint64_t quiet_ms; /* when the stream last sent anything */
+	bool ended;	   /* the conversation was erased: end after what is prepared */
+	cs_buf out;	   /* frames prepared, not yet handed out */
+	size_t off;
 } sse;
 
-/* Format the events of @page the stream wants as frames in s->out. */
-static int sse_format(sse *s, cs_event_page *page)
+#define SSE_OF(wt) ((sse *)((char *)(wt)-offsetof(sse, w)))
+
+static void sse_wake(cs_waiter *w)
 {
-	FILE *f = open_memstream(&s->out, &s->out_len);
-	if (!f)
-		return CS_ENOMEM;
+	MHD_resume_connection(SSE_OF(w)->conn);
+}
+
+static void sse_on_park(cs_waiter *w)
+{
+	MHD_suspend_connection(SSE_OF(w)->conn);
+}
+
+/* Frames of @page's events the stream wants; s->after moves past the page. */
+static int sse_take(sse *s, const cs_event_page *page)
+{
 	for (size_t i = 0; i < page->n; i++) {
-		Convstore__V1__Event *ev = page->events[i];
+		const Convstore__V1__Event *ev = page->events[i];
+		int rc = cs_types_has(&s->types, ev->type) ? cs_sse_frame(&s->out, ev) : CS_OK;
+		if (rc)
+			return rc;
 		s->after = ev->position;
-		if (s->conversation[0] && strcmp(ev->conversation_id, s->conversation) != 0)
-			continue;
-		cs_events_public(&ev, 1);
-		char *json = cs_json_text(&ev->base, NULL);
-		if (json)
-			fprintf(f, "id: %llu\nevent: %s\ndata: %s\n\n",
-				(unsigned long long)ev->position, ev->type, json);
-		free(json);
 	}
 	if (page->next > s->after)
 		s->after = page->next;
-	return fclose(f) ? CS_ENOMEM : CS_OK;
+	return CS_OK;
 }
 
-/* Fill s->out with the next frames, waiting for them (or a keep-alive) if need be. */
-static int sse_fill(sse *s)
+/* Prepare what comes after s->after: from the ring, or from the store while behind it. */
+static int sse_produce(sse *s)
 {
-	struct timespec deadline = deadline_in(KEEPALIVE_MS);
-	while (!atomic_load(&s->srv->draining)) {
+	int rc = cs_hub_copy(s->srv, &s->w, s->trusted, &s->after, &s->out, SSE_BUDGET, &s->ended);
+	if (rc == CS_HUB_BEHIND) {
 		cs_event_page page = {0};
-		uint64_t seq = cs_server_seq(s->srv), before = s->after;
-		int rc =
-		    cs_store_read_feed(&page, s->srv->store, s->tenant, s->after, SSE_PAGE, NULL);
-		if (!rc) {
-			free(s->out);
-			s->out = NULL;
-			s->out_off = s->out_len = 0;
-			rc = sse_format(s, &page);
+		cs_error err = CS_ERROR_INIT;
+		rc = s->conversation[0]
+			 ? cs_store_read_conv_feed(&page, s->srv->store, s->tenant, s->conversation,
+						   s->after, SSE_PAGE, &err)
+			 : cs_store_read_feed(&page, s->srv->store, s->tenant, s->after, SSE_PAGE,
+					      &err);
+		if (rc == CS_ENOTFOUND && s->conversation[0]) {
+			s->ended = true; /* erased: its events are gone with it */
+			return CS_OK;
 		}
+		if (rc)
+			cs_log(s->srv, CS_LOG_ERROR, "stream of %s: %s", s->tenant, err.msg);
+		else
+			rc = sse_take(s, &page);
 		cs_event_page_deinit(&page);
-		if (rc || s->out_len)
-			return rc;
-		if (s->after != before)
-			continue; /* only skipped events so far: read on without waiting */
-		if (deadline_passed(&deadline)) {
-			free(s->out);
-			s->out = strdup(": keep-alive\n\n");
-			s->out_len = s->out ? strlen(s->out) : 0;
-			return s->out ? CS_OK : CS_ENOMEM;
-		}
-		cs_server_wait(s->srv, seq, &deadline);
 	}
-	return CS_ECLOSED;
+	return rc;
 }
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	(void)pos;
 	sse *s = cls;
-	if (s->out_off == s->out_len) {
-		int rc = sse_fill(s);
-		if (rc == CS_ECLOSED)
+	while (s->off == s->out.len) {
+		s->off = s->out.len = 0;
+		if (s->ended || atomic_load(&s->srv->draining))
 			return MHD_CONTENT_READER_END_OF_STREAM;
-		if (rc)
+		uint64_t seen = cs_hub_published(s->srv), before = s->after;
+		if (sse_produce(s))
 			return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (s->out.len || s->ended || s->after != before)
+			continue; /* something to send, or only passed over others' events */
+		uint64_t beat = s->quiet_ms + s->srv->cfg.heartbeat_ms;
+		if (cs_mono_ms() >= beat) {
+			if (cs_buf_add(&s->out, ": keep-alive\n\n", 14))
+				return MHD_CONTENT_READER_END_WITH_ERROR;
+			break;
+		}
+		s->w.deadline_ms = beat;
+		if (cs_hub_park(s->srv, &s->w, seen))
+			return 0; /* suspended (sse_on_park); resumed by the hub */
 	}
-	size_t n = s->out_len - s->out_off < max ? s->out_len - s->out_off : max;
-	memcpy(buf, s->out + s->out_off, n);
-	s->out_off += n;
+	size_t n = s->out.len - s->off < max ? s->out.len - s->off : max;
+	memcpy(buf, s->out.p + s->off, n);
+	s->off += n;
+	s->quiet_ms = cs_mono_ms();
 	return (ssize_t)n;
 }
 
 static void sse_free(void *cls)
 {
 	sse *s = cls;
-	free(s->out);
+	cs_hub_unpark(s->srv, &s->w);
+	cs_hub_detach(s->srv, s->tenant, s->w.conversation);
+	free(s->out.p);
 	free(s);
 }
 
-/* Where a stream starts: Last-Event-ID, else ?after_position, else the end of the feed now. */
+/* ?types=a,b: event types of the Event payload. */
+static int types_parse(cs_types *out, const cs_req *r, cs_error *err)
+{
+	const char *q = cs_query_get(r, "types");
+	out->n = 0;
+	while (q && *q) {
+		size_t len = strcspn(q, ",");
+		char name[64];
+		const ProtobufCFieldDescriptor *f = NULL;
+		if (len && len < sizeof(name)) {
+			memcpy(name, q, len);
+			name[len] = '\0';
+			f = protobuf_c_message_descriptor_get_field_by_name(
+			    &convstore__v1__event__descriptor, name);
+		}
+		if (!f || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+			return cs_error_set(err, CS_EINVAL, "types: '%.*s' is not an event type",
+					    (int)(len < 64 ? len : 64), q);
+		if (out->n == CS_TYPES_MAX)
+			return cs_error_set(err, CS_EINVAL, "types: more than %d types",
+					    CS_TYPES_MAX);
+		memcpy(out->names[out->n++], name, len + 1);
+		q += len;
+		if (*q == ',' && !*++q)
+			return cs_error_set(err, CS_EINVAL, "types: an empty type after ','");
+	}
+	return CS_OK;
+}
+
+/* Where a stream starts: Last-Event-ID, else ?after_position, else the end of the feed now. A
+ * position past the end is refused: it can only come from another store (a restored backup, a
+ * different server) and would wait, silently, for events that are not this store's. */
 static int sse_start(uint64_t *after, cs_req *r, cs_error *err)
 {
-	const char *last = cs_req_header(r, "Last-Event-ID");
-	if (last) {
-		if (!cs_parse_u64(after, last))
-			return cs_error_set(err, CS_EINVAL,
-					    "Last-Event-ID '%.32s' is not a position", last);
-		return CS_OK;
-	}
-	if (cs_query_get(r, "after_position"))
-		return cs_query_u64(after, r, "after_position", 0, 0, UINT64_MAX, err);
 	cs_store_stats st;
 	int rc = cs_store_stats_get(&st, r->srv->store, err);
+	if (rc)
+		return rc;
+	const char *last = cs_req_header(r, "Last-Event-ID");
 	*after = st.last_position;
-	return rc;
+	if (last && !cs_parse_u64(after, last))
+		return cs_error_set(err, CS_EINVAL, "Last-Event-ID '%.32s' is not a position",
+				    last);
+	if (!last && cs_query_get(r, "after_position") &&
+	    (rc = cs_query_u64(after, r, "after_position", 0, 0, UINT64_MAX, err)))
+		return rc;
+	if (*after > st.last_position)
+		return cs_error_set(err, CS_EINVAL,
+				    "position %llu is past the end of the feed (%llu): not this "
+				    "store's",
+				    (unsigned long long)*after,
+				    (unsigned long long)st.last_position);
+	return CS_OK;
 }
 
 static enum MHD_Result stream(cs_req *r, const char *conversation)
@@ -213,19 +297,35 @@ static enum MHD_Result stream(cs_req *r, const char *conversation)
 	cs_error err = CS_ERROR_INIT;
 	sse *s = calloc(1, sizeof(*s));
 	int rc = s ? sse_start(&s->after, r, &err) : cs_error_set(&err, CS_ENOMEM, "out of memory");
+	if (!rc)
+		rc = types_parse(&s->types, r, &err);
 	if (rc) {
 		free(s);
 		return cs_reply_error(r, &err);
 	}
 	s->srv = r->srv;
+	s->conn = r->conn;
 	snprintf(s->tenant, sizeof(s->tenant), "%s", r->tenant);
 	snprintf(s->conversation, sizeof(s->conversation), "%s", conversation);
-	struct MHD_Response *resp =
-	    MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, sse_read, s, sse_free);
+	s->w = (cs_waiter){.tenant = s->tenant,
+			   .conversation = conversation[0] ? s->conversation : NULL,
+			   .types = &s->types,
+			   .wake = sse_wake,
+			   .on_park = sse_on_park};
+	s->quiet_ms = cs_mono_ms();
+	/* A first comment: the client knows it is attached, and from where. */
+	char hello[64];
+	int n = snprintf(hello, sizeof(hello), ": after %llu\n\n", (unsigned long long)s->after);
+	struct MHD_Response *resp = cs_buf_add(&s->out, hello, (size_t)n)
+					? NULL
+					: MHD_create_response_from_callback(
+					      MHD_SIZE_UNKNOWN, SSE_BLOCK, sse_read, s, sse_free);
 	if (!resp) {
+		free(s->out.p);
 		free(s);
 		return MHD_NO;
 	}
+	s->trusted = cs_hub_attach(r->srv, s->tenant, s->w.conversation);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	enum MHD_Result ret = cs_reply_queue(r, MHD_HTTP_OK, resp);

@@ -50,6 +50,7 @@ static const struct {
     {CS_ENOMEM, 503, "unavailable"},
     {CS_EIO, 503, "unavailable"},
     {CS_ECLOSED, 503, "unavailable"},
+    {CS_HTTP_EBUSY, 503, "unavailable"},
     {CS_EFULL, 507, "storage_full"},
 };
 
@@ -77,6 +78,8 @@ enum MHD_Result cs_reply_queue(cs_req *r, unsigned status, struct MHD_Response *
 		return MHD_NO;
 	r->status = status;
 	r->answered = true;
+	if (atomic_load(&r->srv->closing)) /* no next request on this connection */
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	return MHD_queue_response(r->conn, status, resp);
 }
 
@@ -106,6 +109,11 @@ static enum MHD_Result reply_owned(cs_req *r, unsigned status, const char *conte
 	add_etag(resp, etag_version);
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED && r->allow[0])
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (r->retry_after && status >= 400) {
+		char secs[16];
+		snprintf(secs, sizeof(secs), "%u", r->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, secs);
+	}
 	enum MHD_Result ret = cs_reply_queue(r, status, resp);
 	MHD_destroy_response(resp);
 	return ret;

@@ -9,6 +9,9 @@
  * Shutdown (SIGINT or SIGTERM): stop accepting, let in-flight requests finish (server.c),
  * then cs_store_close(), which commits every append already queued, and exit 0.
  *
+ * --tls-cert and --tls-key are read here, so that a missing or unreadable file is a clear
+ * startup error; libmicrohttpd (built with GnuTLS on Debian) serves HTTPS with them.
+ *
  * --no-sync turns fsync off and is for tests and benchmarks only: it is honoured only when
  * that exact flag is given (no environment variable, no abbreviation) and logs a loud warning.
  */
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include "server.h"
@@ -32,7 +36,17 @@ static const char usage_text[] =
     "  --data DIR          store folder (default ./convstore-data)\n"
     "  --listen ADDR       numeric IPv4 or IPv6 address (default 127.0.0.1)\n"
     "  --port N            port (default 7070; 0: pick a free one and print it)\n"
-    "  --threads N         connections served at once, one thread each (default 512)\n"
+    "  --threads N         requests handled at once (worker threads, default 64)\n"
+    "  --max-connections N open connections, streams and idle ones included (default 10000)\n"
+    "  --idle-timeout S    close a connection that makes no progress for S seconds: an idle\n"
+    "                      client, or a stream reader that stopped reading (default 60)\n"
+    "  --heartbeat-ms MS   comment line on a quiet SSE stream this often (default 15000)\n"
+    "  --max-queue N       requests waiting for a worker before new ones get 503 (default\n"
+    "                      1024)\n"
+    "  --rate-limit N      requests a second per tenant before 429 (default 0: no limit)\n"
+    "  --rate-burst N      requests a tenant may make at once (default: the rate)\n"
+    "  --tls-cert FILE     serve HTTPS with this PEM certificate (chain) ...\n"
+    "  --tls-key FILE      ... and this PEM private key\n"
     "  --max-body BYTES    largest request body (default 33554432)\n"
     "  --max-event BYTES   largest event (default 16777216)\n"
     "  --max-events N      most events in one append (default 10000)\n"
@@ -53,6 +67,14 @@ enum {
 	OPT_LISTEN,
 	OPT_PORT,
 	OPT_THREADS,
+	OPT_MAX_CONNECTIONS,
+	OPT_IDLE_TIMEOUT,
+	OPT_HEARTBEAT,
+	OPT_MAX_QUEUE,
+	OPT_RATE_LIMIT,
+	OPT_RATE_BURST,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
 	OPT_MAX_BODY,
 	OPT_MAX_EVENT,
 	OPT_MAX_EVENTS,
@@ -71,6 +93,14 @@ static const struct option options[] = {
     {"listen", required_argument, NULL, OPT_LISTEN},
     {"port", required_argument, NULL, OPT_PORT},
     {"threads", required_argument, NULL, OPT_THREADS},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
+    {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
+    {"rate-limit", required_argument, NULL, OPT_RATE_LIMIT},
+    {"rate-burst", required_argument, NULL, OPT_RATE_BURST},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"max-event", required_argument, NULL, OPT_MAX_EVENT},
     {"max-events", required_argument, NULL, OPT_MAX_EVENTS},
@@ -125,9 +155,41 @@ static int flag_value(cs_config *c, int opt, const char *v)
 		c->port = (unsigned)n;
 		return 0;
 	case OPT_THREADS:
-		if (!number_in(&n, v, 1, 100000))
+		if (!number_in(&n, v, 1, 4096))
 			return bad_flag("threads", v);
 		c->threads = (unsigned)n;
+		return 0;
+	case OPT_MAX_CONNECTIONS:
+		if (!number_in(&n, v, 1, 1000000))
+			return bad_flag("max-connections", v);
+		c->max_connections = (unsigned)n;
+		return 0;
+	case OPT_IDLE_TIMEOUT:
+		if (!number_in(&n, v, 1, 86400))
+			return bad_flag("idle-timeout", v);
+		c->idle_timeout = (unsigned)n;
+		return 0;
+	case OPT_TLS_CERT: c->tls_cert = v; return 0;
+	case OPT_TLS_KEY: c->tls_key = v; return 0;
+	case OPT_MAX_QUEUE:
+		if (!number_in(&n, v, 1, 1000000))
+			return bad_flag("max-queue", v);
+		c->max_queue = (unsigned)n;
+		return 0;
+	case OPT_RATE_LIMIT:
+		if (!number_in(&n, v, 0, 10000000))
+			return bad_flag("rate-limit", v);
+		c->rate_limit = (unsigned)n;
+		return 0;
+	case OPT_RATE_BURST:
+		if (!number_in(&n, v, 1, 10000000))
+			return bad_flag("rate-burst", v);
+		c->rate_burst = (unsigned)n;
+		return 0;
+	case OPT_HEARTBEAT:
+		if (!number_in(&n, v, 10, 3600000))
+			return bad_flag("heartbeat-ms", v);
+		c->heartbeat_ms = (unsigned)n;
 		return 0;
 	case OPT_MAX_BODY:
 		return number_in(&c->max_body, v, 1, SIZE_MAX / 2) ? 0 : bad_flag("max-body", v);
@@ -300,19 +362,54 @@ static int serve(cs_server *srv, const struct sockaddr_storage *addr)
 	return 0;
 }
 
+/* Read a PEM file (--tls-cert, --tls-key) into a NUL-terminated buffer. */
+static int read_pem(char **out, const char *path, cs_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t len = 0;
+	if (f) {
+		FILE *m = open_memstream(&buf, &len);
+		char chunk[4096];
+		size_t n;
+		while (m && (n = fread(chunk, 1, sizeof(chunk), f)) > 0 && len < (1u << 20))
+			fwrite(chunk, 1, n, m);
+		if (m)
+			fclose(m);
+		fclose(f);
+	}
+	if (!f || !buf || !strstr(buf, "-----BEGIN ")) {
+		free(buf);
+		return cs_error_set(err, CS_EINVAL, "%s: %s", path,
+				    f ? "not a PEM file" : strerror(errno));
+	}
+	*out = buf;
+	return CS_OK;
+}
+
+/* Every connection is a descriptor: lift the soft limit to the hard one, and say when the
+ * hard one is below --max-connections. */
+static void raise_fd_limit(const cs_server *srv)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)srv->cfg.max_connections + 64)
+		cs_log(
+		    srv, CS_LOG_WARN,
+		    "open files are limited to %llu, below --max-connections %u: raise ulimit -n",
+		    (unsigned long long)rl.rlim_cur, srv->cfg.max_connections);
+}
+
 int main(int argc, char **argv)
 {
 	static cs_server srv; /* large (metrics); lives for the whole run */
 	cs_config *c = &srv.cfg;
-	*c = (cs_config){.data = "./convstore-data",
-			 .listen = "127.0.0.1",
-			 .port = CS_DEFAULT_PORT,
-			 .threads = CS_DEFAULT_CONNECTIONS,
-			 .max_body = CS_DEFAULT_MAX_BODY,
-			 .max_event = CS_DEFAULT_MAX_EVENT_BYTES,
-			 .max_events = CS_DEFAULT_MAX_REQUEST_EVENTS,
-			 .log_level = CS_LOG_INFO,
-			 .retention_interval = 60};
+	cs_config_defaults(c);
 	int rc = parse_flags(c, argc, argv);
 	if (rc >= 0)
 		return rc;
@@ -327,17 +424,33 @@ int main(int argc, char **argv)
 			c->listen);
 		return 2;
 	}
+	if (!c->tls_cert != !c->tls_key) {
+		fprintf(stderr, "convstored: --tls-cert and --tls-key go together\n");
+		return 2;
+	}
+	if (!c->rate_burst)
+		c->rate_burst = c->rate_limit;
 	cs_error err = CS_ERROR_INIT;
-	if ((c->keys && cs_keyring_load(&srv.keys, c->keys, &err)) || open_store(&srv, &err)) {
+	if ((c->tls_cert && (read_pem(&srv.tls_cert_pem, c->tls_cert, &err) ||
+			     read_pem(&srv.tls_key_pem, c->tls_key, &err))) ||
+	    (c->keys && cs_keyring_load(&srv.keys, c->keys, &err)) || cs_limits_init(&srv, &err) ||
+	    open_store(&srv, &err)) {
 		fprintf(stderr, "convstored: %s\n", err.msg);
 		cs_keyring_free(srv.keys);
+		cs_limits_free(&srv);
+		free(srv.tls_cert_pem);
+		free(srv.tls_key_pem);
 		return 1;
 	}
-	pthread_mutex_init(&srv.feed_lock, NULL);
-	pthread_cond_init(&srv.feed_cond, NULL);
+	raise_fd_limit(&srv);
 	rc = serve(&srv, &addr);
 	cs_store_close(srv.store); /* commits whatever is still queued */
 	cs_keyring_free(srv.keys);
+	cs_limits_free(&srv);
+	free(srv.tls_cert_pem);
+	if (srv.tls_key_pem)
+		explicit_bzero(srv.tls_key_pem, strlen(srv.tls_key_pem));
+	free(srv.tls_key_pem);
 	cs_log(&srv, CS_LOG_INFO, "convstored stopped");
 	return rc;
 }

@@ -163,5 +163,6 @@ enum MHD_Result cs_h_erase(cs_req *r)
 		return cs_reply_fail(r, CS_EINVAL, "purge '%.32s' is not true or false", purge);
 	if (cs_write_done(r, cs_store_erase(&res, r->srv->store, r->tenant, r->id, p, &err)))
 		return cs_reply_error(r, &err);
+	cs_hub_forget(r->srv, r->tenant, r->id, res.last_position); /* gone before the 204 */
 	return cs_reply_empty(r, MHD_HTTP_NO_CONTENT, 0);
 }

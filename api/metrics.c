@@ -166,6 +166,26 @@ static void render_store(FILE *f, const cs_store_stats *st)
 		st->commits ? (double)st->appends / (double)st->commits : 0.0);
 }
 
+static void render_feed(FILE *f, cs_server *srv)
+{
+	cs_hub_figures_t h;
+	cs_hub_figures(srv, &h);
+	fprintf(f,
+		"# HELP convstored_feed_streams Server-Sent Events streams attached now.\n"
+		"# TYPE convstored_feed_streams gauge\nconvstored_feed_streams %llu\n"
+		"# TYPE convstored_feed_streams_total counter\n"
+		"convstored_feed_streams_total %llu\n"
+		"# HELP convstored_feed_waiting Long polls and streams parked, holding no thread.\n"
+		"# TYPE convstored_feed_waiting gauge\nconvstored_feed_waiting %llu\n"
+		"# HELP convstored_feed_frames_total Events formatted once for every stream.\n"
+		"# TYPE convstored_feed_frames_total counter\nconvstored_feed_frames_total %llu\n"
+		"# TYPE convstored_feed_ring_frames gauge\nconvstored_feed_ring_frames %llu\n"
+		"# TYPE convstored_feed_ring_bytes gauge\nconvstored_feed_ring_bytes %llu\n",
+		(unsigned long long)h.streams, (unsigned long long)h.streams_total,
+		(unsigned long long)h.waiters, (unsigned long long)h.frames_total,
+		(unsigned long long)h.ring_frames, (unsigned long long)h.ring_bytes);
+}
+
 static void put_model_row(FILE *f, const Convstore__V1__UsageRow *row)
 {
 	static const char *const kinds[] = {"input", "output", "cached", "reasoning"};
@@ -214,6 +234,7 @@ char *cs_metrics_render(cs_server *srv, size_t *len, cs_error *err)
 	int rc = cs_store_stats_get(&st, srv->store, err);
 	render_requests(f, &srv->metrics);
 	render_appends(f, &srv->metrics);
+	render_feed(f, srv);
 	if (!rc)
 		render_store(f, &st);
 	if (!rc && render_usage(f, srv, err))

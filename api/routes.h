@@ -29,10 +29,10 @@
 	X(FORK, "POST", "/v1/conversations/{id}/fork", CS_ROLE_APPEND, cs_h_fork, "")              \
 	X(FORKS, "GET", "/v1/conversations/{id}/forks", CS_ROLE_READ, cs_h_forks, "")              \
 	X(CONV_STREAM, "GET", "/v1/conversations/{id}/events/stream", CS_ROLE_READ,                \
-	  cs_h_conv_stream, "after_position")                                                      \
+	  cs_h_conv_stream, "after_position types")                                                \
 	X(FEED, "GET", "/v1/events", CS_ROLE_READ, cs_h_feed, "after_position limit wait_ms")      \
 	X(FEED_STREAM, "GET", "/v1/events/stream", CS_ROLE_READ, cs_h_feed_stream,                 \
-	  "after_position")                                                                        \
+	  "after_position types")                                                                  \
 	X(USAGE, "GET", "/v1/usage", CS_ROLE_READ, cs_h_usage, "group_by from to")                 \
 	X(OPENAPI, "GET", "/v1/openapi.json", CS_ROLE_NONE, cs_h_openapi, "")                      \
 	X(HEALTHZ, "GET", "/healthz", CS_ROLE_NONE, cs_h_healthz, "")                              \

@@ -1,25 +1,27 @@
 /*
- * server.c - the request life cycle on libmicrohttpd, and the feed signal.
+ * server.c - the request life cycle on libmicrohttpd.
  *
- * Threading model: one thread per connection (MHD_USE_THREAD_PER_CONNECTION). An append
- * blocks its caller until the store's group commit has made it durable, and long polls and SSE
- * streams block by design; with a thread per connection each of those waits costs one parked
- * thread and nothing else, and 64 clients appending at once put 64 requests into one group
- * commit. --threads caps the connections (and so the threads) served at once. Each thread
- * waits for its connection with poll(), not select(): select() cannot watch a descriptor
- * above FD_SETSIZE (1024), and --threads may allow more connections than that.
+ * Threading model: libmicrohttpd runs its own event loops (epoll, a pool of POLL_THREADS
+ * threads) that only read requests and write responses; every connection, idle or streaming,
+ * costs a socket and a little memory but no thread. When a request is complete its connection
+ * is suspended and the request goes to the worker pool (workers.c), because handlers may block:
+ * an append waits for the group commit, so 64 clients appending at once still put 64 requests
+ * into one commit. Long polls and SSE streams wait in the feed hub (hub.c), suspended, holding
+ * no thread; --max-connections caps the connections, --threads the handlers running at once.
+ * A connection that makes no progress for --idle-timeout seconds is closed: an idle client, or
+ * a stream reader that stopped reading once its socket buffers filled (suspended connections -
+ * requests being handled, parked waits - do not count as idle).
  *
  * A request goes through on_request() in three steps:
  *   1. headers (first call): route (404, 405), auth (401, 403, before the conversation id is
- *      even looked at), the id (400), query parameters (400), content type (415), and
- *      Content-Length against --max-body (413) - all before a byte of the body is read;
+ *      even looked at), the tenant's rate (429), the id (400), query parameters (400), content type
+ * (415), and Content-Length against --max-body (413) - all before a byte of the body is read;
  *   2. body chunks: appended to a buffer that never grows past --max-body; a body that
  *      streams past it (chunked encoding) is dropped as it arrives and answered 413;
  *   3. final call: the route's handler, which queues exactly one response.
  * on_completed() logs the one line and counts the metrics, whatever happened.
  *
- * The feed signal: every successful write bumps feed_seq and broadcasts feed_cond, so long
- * polls and SSE streams wake without polling the store. Draining broadcasts it too.
+ * Writes wake the feed through cs_hub_notify() (cs_write_done() in conv.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,32 +29,7 @@
 
 #include "server.h"
 
-void cs_server_notify(cs_server *srv)
-{
-	pthread_mutex_lock(&srv->feed_lock);
-	srv->feed_seq++;
-	pthread_cond_broadcast(&srv->feed_cond);
-	pthread_mutex_unlock(&srv->feed_lock);
-}
-
-uint64_t cs_server_seq(cs_server *srv)
-{
-	pthread_mutex_lock(&srv->feed_lock);
-	uint64_t seq = srv->feed_seq;
-	pthread_mutex_unlock(&srv->feed_lock);
-	return seq;
-}
-
-uint64_t cs_server_wait(cs_server *srv, uint64_t seen, const struct timespec *deadline)
-{
-	pthread_mutex_lock(&srv->feed_lock);
-	while (srv->feed_seq == seen && !atomic_load(&srv->draining))
-		if (pthread_cond_timedwait(&srv->feed_cond, &srv->feed_lock, deadline))
-			break;
-	uint64_t seq = srv->feed_seq;
-	pthread_mutex_unlock(&srv->feed_lock);
-	return seq;
-}
+#define POLL_THREADS 2
 
 static bool route_has_body(enum cs_route_id route)
 {
@@ -78,6 +55,8 @@ static enum MHD_Result on_headers(cs_req *r, const char *url)
 	int rc = cs_route_match(r, r->method, url, &err);
 	if (!rc)
 		rc = cs_auth_check(r, &err);
+	if (!rc)
+		rc = cs_rate_check(r, &err);
 	if (!rc)
 		rc = cs_route_id(r, &err);
 	if (!rc)
@@ -146,10 +125,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (r->answered)
 		return MHD_YES;
+	if (r->failed)
+		return MHD_NO;
 	if (r->body_too_big)
 		return cs_reply_fail(r, CS_ETOOBIG, "body is over the limit of %zu bytes",
 				     r->srv->cfg.max_body);
-	return cs_routes[r->route].handler(r);
+	if (!r->dispatched && atomic_load(&r->srv->closing)) { /* the pool is stopping */
+		r->retry_after = 1;
+		return cs_reply_fail(r, CS_ECLOSED, "the server is shutting down");
+	}
+	if (!r->dispatched) { /* step 3 on a worker; it resumes the connection when done */
+		if (!cs_workers_admit(r->srv)) {
+			r->retry_after = 1;
+			return cs_reply_fail(r, CS_HTTP_EBUSY,
+					     "%u requests are waiting already: retry shortly",
+					     r->srv->cfg.max_queue);
+		}
+		r->dispatched = true;
+		MHD_suspend_connection(conn);
+		cs_workers_submit(r->srv, r);
+	}
+	return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -189,21 +185,56 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	cs_log(cls, CS_LOG_WARN, "libmicrohttpd: %s", msg);
 }
 
+void cs_config_defaults(cs_config *c)
+{
+	*c = (cs_config){.data = "./convstore-data",
+			 .listen = "127.0.0.1",
+			 .port = CS_DEFAULT_PORT,
+			 .threads = CS_DEFAULT_THREADS,
+			 .max_connections = CS_DEFAULT_CONNECTIONS,
+			 .idle_timeout = CS_DEFAULT_IDLE,
+			 .heartbeat_ms = CS_DEFAULT_HEARTBEAT,
+			 .max_queue = CS_DEFAULT_QUEUE,
+			 .max_body = CS_DEFAULT_MAX_BODY,
+			 .max_event = CS_DEFAULT_MAX_EVENT_BYTES,
+			 .max_events = CS_DEFAULT_MAX_REQUEST_EVENTS,
+			 .log_level = CS_LOG_INFO,
+			 .retention_interval = 60};
+}
+
 int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err)
 {
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
-			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned flags =
+	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	bool tls = srv->tls_cert_pem && srv->tls_key_pem;
+	if (tls)
+		flags |= MHD_USE_TLS;
+	int rc = cs_hub_start(srv, err);
+	if (!rc)
+		rc = cs_workers_start(srv, srv->cfg.threads, err);
+	if (rc) {
+		cs_hub_stop(srv);
+		return rc;
+	}
 	srv->daemon = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, addr,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK,
-	    keep_escapes, NULL, MHD_OPTION_CONNECTION_LIMIT, srv->cfg.threads,
-	    MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
-	if (!srv->daemon)
-		return cs_error_set(err, CS_EIO, "cannot listen on %s port %u", srv->cfg.listen,
-				    srv->cfg.port);
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)POLL_THREADS, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, srv, MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL,
+	    MHD_OPTION_CONNECTION_LIMIT, srv->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+	    srv->cfg.idle_timeout, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	    /* without TLS the list ends here and the two options after it are not read */
+	    tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, srv->tls_key_pem,
+	    MHD_OPTION_HTTPS_MEM_CERT, srv->tls_cert_pem, MHD_OPTION_END);
+	if (!srv->daemon) {
+		cs_workers_free(srv);
+		cs_hub_stop(srv);
+		return cs_error_set(err, CS_EIO, "cannot listen on %s port %u%s", srv->cfg.listen,
+				    srv->cfg.port,
+				    tls ? " (or the TLS certificate and key are not usable)" : "");
+	}
 	return CS_OK;
 }
 
@@ -218,13 +249,16 @@ void cs_server_drain(cs_server *srv, unsigned grace_ms)
 {
 	atomic_store(&srv->draining, true);
 	MHD_quiesce_daemon(srv->daemon);
-	cs_server_notify(srv);
+	cs_hub_drain(srv); /* long polls answer, streams end; nothing parks any more */
 	for (unsigned waited = 0; atomic_load(&srv->in_flight) > 0 && waited < grace_ms;
 	     waited += 10) {
 		struct timespec ten_ms = {0, 10 * 1000 * 1000};
 		nanosleep(&ten_ms, NULL);
-		cs_server_notify(srv);
 	}
+	atomic_store(&srv->closing, true); /* from here requests are refused, not queued */
+	cs_workers_stop(srv); /* finishes what is queued, so no connection stays suspended */
 	MHD_stop_daemon(srv->daemon);
 	srv->daemon = NULL;
+	cs_workers_free(srv);
+	cs_hub_stop(srv);
 }

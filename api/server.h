@@ -4,11 +4,12 @@
  * log.c, the handlers) offers the others. Private to api/: struct MHD_* never leaves this folder,
  * and nothing outside api/ includes this header.
  *
- * Threads: libmicrohttpd runs one thread per connection (see server.c for why), so a handler may
- * block (in cs_store_append's group commit, in a long poll, in an SSE stream) without stalling
- * other clients. Everything reachable from cs_server is safe to use from any thread: the store
- * is, the keyring and configuration are read-only after start, metrics are atomic counters, and
- * the feed signal has its own lock.
+ * Threads: libmicrohttpd's few event-loop threads move bytes; handlers run on the worker pool
+ * (workers.c) with their connection suspended, so a handler may block (in cs_store_append's
+ * group commit) without stalling other clients; long polls and SSE streams wait in the feed hub
+ * (hub.c) holding no thread. Everything reachable from cs_server is safe to use from any thread:
+ * the store is, the keyring and configuration are read-only after start, metrics are atomic
+ * counters, and the hub and the pool have their own locks.
  */
 #ifndef CONVSTORE_API_SERVER_H
 #define CONVSTORE_API_SERVER_H
@@ -46,6 +47,7 @@ enum {
 	CS_HTTP_EMETHOD = -102,		 /* 405 */
 	CS_HTTP_EMEDIA = -103,		 /* 415 */
 	CS_HTTP_ERATE = -104,		 /* 429 */
+	CS_HTTP_EBUSY = -105,		 /* 503: the worker queue is full */
 };
 
 enum cs_log_level { CS_LOG_ERROR = 0, CS_LOG_WARN, CS_LOG_INFO, CS_LOG_DEBUG };
@@ -53,7 +55,11 @@ enum cs_log_level { CS_LOG_ERROR = 0, CS_LOG_WARN, CS_LOG_INFO, CS_LOG_DEBUG };
 /* Defaults of the flags (API.md "Default limits"). */
 #define CS_DEFAULT_PORT	       7070
 #define CS_DEFAULT_MAX_BODY    (32u << 20)
-#define CS_DEFAULT_CONNECTIONS 512
+#define CS_DEFAULT_CONNECTIONS 10000 /* open connections, idle and streaming ones included */
+#define CS_DEFAULT_THREADS     64    /* handlers running at once (the worker pool) */
+#define CS_DEFAULT_HEARTBEAT   15000 /* ms between SSE comment lines on a quiet stream */
+#define CS_DEFAULT_QUEUE       1024  /* requests waiting for a worker before 503 */
+#define CS_DEFAULT_IDLE	       60    /* s a connection may make no progress before it is closed */
 #define CS_PAGE_LIMIT_DEFAULT  100
 #define CS_PAGE_LIMIT_MAX      1000
 #define CS_WAIT_MS_MAX	       60000 /* the longest long poll a client may ask for */
@@ -64,15 +70,22 @@ typedef struct cs_config {
 	const char *data;   /* store folder */
 	const char *listen; /* numeric IPv4 or IPv6 address */
 	unsigned port;	    /* 0: any free port (printed on stdout) */
-	unsigned threads;   /* connections served at once, one thread each */
-	size_t max_body;    /* bytes of one request body */
-	size_t max_event;   /* bytes of one packed event (the store checks) */
-	size_t max_events;  /* events in one append */
-	size_t max_map;	    /* the store's map cap in bytes; 0: none but the disk */
-	const char *keys;   /* key file; NULL: one tenant "default", no auth, loopback only */
+	unsigned threads;   /* worker threads: handlers running at once */
+	unsigned max_connections;
+	unsigned heartbeat_ms; /* SSE keep-alive comment interval */
+	unsigned idle_timeout; /* seconds without progress (a stalled reader, an idle client) */
+	size_t max_body;       /* bytes of one request body */
+	size_t max_event;      /* bytes of one packed event (the store checks) */
+	size_t max_events;     /* events in one append */
+	size_t max_map;	       /* the store's map cap in bytes; 0: none but the disk */
+	const char *keys;      /* key file; NULL: one tenant "default", no auth, loopback only */
 	bool no_sync;
 	enum cs_log_level log_level;
-	unsigned retention_interval; /* seconds between retention sweeps; 0: none */
+	unsigned retention_interval;	/* seconds between retention sweeps; 0: none */
+	unsigned rate_limit;		/* requests a second per tenant; 0: no limit */
+	unsigned rate_burst;		/* bucket size; 0: rate_limit */
+	unsigned max_queue;		/* requests waiting for a worker before 503 */
+	const char *tls_cert, *tls_key; /* PEM files; both or neither */
 } cs_config;
 
 typedef struct cs_keyring cs_keyring;
@@ -92,20 +105,54 @@ typedef struct cs_metrics {
 	atomic_ullong appends;
 } cs_metrics;
 
+typedef struct cs_hub cs_hub;
+typedef struct cs_workers cs_workers;
+typedef struct cs_limits cs_limits;
+
 typedef struct cs_server {
 	cs_config cfg;
 	cs_store *store;
 	cs_keyring *keys; /* NULL without --keys */
 	struct MHD_Daemon *daemon;
 	cs_metrics metrics;
-	/* The feed signal: bumped and broadcast after every successful write, so that long polls
-	 * and SSE streams wake up; also broadcast when draining. */
-	pthread_mutex_t feed_lock;
-	pthread_cond_t feed_cond;
-	uint64_t feed_seq;
-	atomic_bool draining;
+	cs_hub *hub;			  /* the feed hub (hub.c) */
+	cs_workers *workers;		  /* the handler pool (workers.c) */
+	cs_limits *limits;		  /* per-tenant rate limits (limits.c); NULL: none */
+	char *tls_cert_pem, *tls_key_pem; /* read from --tls-cert/--tls-key; NULL: plain HTTP */
+	atomic_bool draining; /* SIGTERM: not ready, no new connections, long polls end */
+	atomic_bool closing;  /* the drain is over: the pool stops, requests are refused */
 	atomic_int in_flight;
 } cs_server;
+
+/* Event types a stream wants (?types=); none: every type. */
+#define CS_TYPES_MAX 32
+typedef struct cs_types {
+	size_t n;
+	char names[CS_TYPES_MAX][64];
+} cs_types;
+
+/*
+ * Something parked in the feed hub until an event concerns it, its deadline passes, or the
+ * server drains: a long poll (its cs_req) or an SSE stream (feed.c).
+ */
+typedef struct cs_waiter cs_waiter;
+struct cs_waiter {
+	cs_waiter *prev, *next;	       /* the hub's list, while parked */
+	const char *tenant;	       /* whose events concern it */
+	const char *conversation;      /* NULL: any of the tenant's */
+	const cs_types *types;	       /* NULL: any type */
+	uint64_t deadline_ms;	       /* cs_mono_ms() time to wake at the latest */
+	void (*wake)(cs_waiter *w);    /* called under the hub's lock, once unparked */
+	void (*on_park)(cs_waiter *w); /* NULL, or called under the hub's lock when parked */
+	bool parked;
+	uint64_t key; /* the hub's hash of (tenant, conversation) */
+};
+
+/* A growable byte buffer. */
+typedef struct cs_buf {
+	char *p;
+	size_t len, cap;
+} cs_buf;
 
 /* One query parameter, percent-decoded. */
 typedef struct cs_param {
@@ -135,7 +182,18 @@ typedef struct cs_req {
 	struct timespec start;
 	unsigned status;
 	char error[256]; /* the error message sent, for the log line */
-	char allow[64];	 /* 405: the methods the path takes */
+	/* the worker pool and the hub (workers.c, hub.c) */
+	struct cs_req *work_next; /* the pool's queue */
+	bool dispatched;	  /* handed to the pool */
+	bool failed;		  /* the handler gave up without an answer: close */
+	bool park;		  /* the handler asks to wait in the hub ... */
+	uint64_t park_seen;	  /* ... unless the hub published after this */
+	cs_waiter waiter;
+	uint64_t poll_after;	/* a long poll: where its reading has got to */
+	uint64_t poll_until_ms; /* ... and when it gives up */
+	bool poll_started;
+	char allow[64];	      /* 405: the methods the path takes */
+	unsigned retry_after; /* seconds for a Retry-After header (429, 503); 0: none */
 } cs_req;
 
 typedef enum MHD_Result (*cs_handler)(cs_req *r);
@@ -316,6 +374,18 @@ int cs_auth_check(cs_req *r, cs_error *err);
 /** Print a fresh random token and its key-file line for @tenant and @role to stdout. */
 int cs_keygen(const char *tenant, const char *role, cs_error *err);
 
+/* ---- limits.c ------------------------------------------------------------------------------ */
+
+/** Set up the rate limits of --rate-limit (nothing when it is 0). */
+int cs_limits_init(cs_server *srv, cs_error *err);
+void cs_limits_free(cs_server *srv);
+
+/**
+ * Take one request from the tenant's bucket. @return CS_OK; CS_HTTP_ERATE (r->retry_after set)
+ * when the tenant is over its rate. Routes that need no token, and the operator, pass.
+ */
+int cs_rate_check(cs_req *r, cs_error *err);
+
 /* ---- metrics.c ----------------------------------------------------------------------------- */
 
 /** Count one request of @route answered @status after @us microseconds. */
@@ -344,9 +414,12 @@ uint64_t cs_us_since(const struct timespec *start);
 
 /* ---- server.c ------------------------------------------------------------------------------ */
 
+/** The defaults of every flag (API.md "Default limits"). */
+void cs_config_defaults(cs_config *c);
+
 /**
- * Start serving on @addr (a sockaddr_in or sockaddr_in6), one thread per connection.
- * @return CS_OK; CS_EIO when the address cannot be bound.
+ * Start the hub, the worker pool and libmicrohttpd on @addr (a sockaddr_in or sockaddr_in6).
+ * @return CS_OK; CS_EIO when the address cannot be bound or a thread cannot start.
  */
 int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err);
 
@@ -359,17 +432,94 @@ unsigned cs_server_port(const cs_server *srv);
  */
 void cs_server_drain(cs_server *srv, unsigned grace_ms);
 
-/** Wake every long poll and SSE stream: something was written (or the server is draining). */
-void cs_server_notify(cs_server *srv);
+/* ---- workers.c ----------------------------------------------------------------------------- */
+
+/** Start @n worker threads. */
+int cs_workers_start(cs_server *srv, unsigned n, cs_error *err);
+
+/** Finish the queued requests' handlers and join the workers. Accepts a server without any. */
+void cs_workers_stop(cs_server *srv);
+
+/** Stop (if need be) and free the pool, once libmicrohttpd is stopped too. */
+void cs_workers_free(cs_server *srv);
+
+/** Queue @r (its connection suspended) for a worker to run its handler. */
+void cs_workers_submit(cs_server *srv, cs_req *r);
+
+/** Whether a new request may queue: fewer than --max-queue are waiting for a worker. */
+bool cs_workers_admit(cs_server *srv);
+
+/* ---- hub.c --------------------------------------------------------------------------------- */
+
+#define CS_HUB_BEHIND 1 /* cs_hub_copy(): the position is before the ring: read the store */
+
+/** Start the hub thread, its ring starting at the end of the log. */
+int cs_hub_start(cs_server *srv, cs_error *err);
+
+/** Stop the hub thread and free the ring. Accepts a server without a hub. */
+void cs_hub_stop(cs_server *srv);
+
+/** A write was committed: the hub reads it and wakes whom it concerns. Never blocks long. */
+void cs_hub_notify(cs_server *srv);
+
+/** Blank the ring's frames of an erased conversation before its conversation_deleted. */
+void cs_hub_forget(cs_server *srv, const char *tenant, const char *conversation,
+		   uint64_t deleted_at);
+
+/** Wake every waiter and refuse to park any more (the server is draining). */
+void cs_hub_drain(cs_server *srv);
+
+/** The hub's round counter: read it BEFORE looking for events, and pass it to cs_hub_park(). */
+uint64_t cs_hub_published(cs_server *srv);
 
 /**
- * Wait until cs_server_notify() is called after @seen was read, or @deadline (CLOCK_REALTIME)
- * passes. Returns the current feed sequence number (store it in @seen for the next wait).
+ * Park @w until an event concerns it, its deadline passes or the server drains (then the hub
+ * unparks it and calls w->wake). Refused (false: look for events again) when the hub has
+ * published since @seen, or when draining.
  */
-uint64_t cs_server_wait(cs_server *srv, uint64_t seen, const struct timespec *deadline);
+bool cs_hub_park(cs_server *srv, cs_waiter *w, uint64_t seen);
 
-/** The current feed sequence number, to pass to cs_server_wait() later. */
-uint64_t cs_server_seq(cs_server *srv);
+/** Take @w out of the hub if it is parked. */
+void cs_hub_unpark(cs_server *srv, cs_waiter *w);
+
+/**
+ * Append to @out (until it holds @budget bytes) the ring's frames after *@after that concern
+ * @filter, advancing *@after past every frame looked at. For a conversation's stream, *@ended
+ * is set after that conversation's conversation_deleted (sent or not, by ?types=).
+ * @return CS_OK; CS_HUB_BEHIND when *@after is before the ring, or before @trusted (what
+ *         cs_hub_attach() returned): read the store; CS_ENOMEM.
+ */
+int cs_hub_copy(cs_server *srv, const cs_waiter *filter, uint64_t trusted, uint64_t *after,
+		cs_buf *out, size_t budget, bool *ended);
+
+/**
+ * A stream of @tenant's feed (@conversation NULL) or of one conversation attaches: from now on
+ * the hub formats the events it can want. Returns the position up to which the ring may lack
+ * them (pass it to cs_hub_copy()). Each attach is undone by one cs_hub_detach().
+ */
+uint64_t cs_hub_attach(cs_server *srv, const char *tenant, const char *conversation);
+void cs_hub_detach(cs_server *srv, const char *tenant, const char *conversation);
+
+typedef struct cs_hub_figures_t {
+	uint64_t streams, streams_total, frames_total, waiters, ring_frames, ring_bytes;
+} cs_hub_figures_t;
+
+/** The hub's figures for /metrics. */
+void cs_hub_figures(cs_server *srv, cs_hub_figures_t *out);
+
+/** Whether @types (NULL or empty: all) has @type. */
+bool cs_types_has(const cs_types *types, const char *type);
+
+/** Milliseconds of CLOCK_MONOTONIC. */
+uint64_t cs_mono_ms(void);
+
+/* ---- feed.c -------------------------------------------------------------------------------- */
+
+/** Append @len bytes to @b. CS_OK or CS_ENOMEM. */
+int cs_buf_add(cs_buf *b, const char *s, size_t len);
+
+/** Append @ev's SSE frame (id, event, data: its public JSON, blank line) to @out. */
+int cs_sse_frame(cs_buf *out, const Convstore__V1__Event *ev);
 
 /* ---- openapi.c (generated from api/openapi.yaml at build time) ---------------------------- */
 

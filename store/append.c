@@ -51,12 +51,17 @@ static int fail_at(cs_error *err, size_t index, int rc)
 }
 
 static int prepare_one(cs_prepared *p, const cs_limits *lim, const char *tenant,
-		       const char *conversation_id, const Event *src, bool server, cs_error *err)
+		       const char *conversation_id, const Event *src, enum cs_request_kind kind,
+		       cs_error *err)
 {
+	/* An applied event (apply.c) is checked by the rules of whoever first wrote it. */
+	bool server = kind == CS_REQ_APPLY ? cs_event_is_server_only(src) : kind != CS_REQ_APPEND;
 	int rc =
 	    server ? cs_server_event_check(src, err) : cs_event_check(src, conversation_id, err);
 	if (rc)
 		return rc;
+	if (kind == CS_REQ_APPLY && !(src->id && *src->id)) /* apply.c: replayed events have ids */
+		return cs_error_set(err, CS_EINVAL, "an applied event needs its id");
 	p->ev = *src;
 	p->ev.tenant = (char *)tenant;
 	p->ev.conversation_id = (char *)conversation_id;
@@ -145,7 +150,7 @@ static int prepare_common(cs_request *req, const cs_limits *lim, const char *ten
 			return fail_at(err, i, cs_error_set(err, CS_EINVAL, "event is NULL"));
 		}
 		int rc = prepare_one(&req->events[i], lim, tenant, conversation_id, events[i],
-				     req->kind != CS_REQ_APPEND, err);
+				     req->kind, err);
 		if (rc) {
 			cs_request_deinit(req);
 			return fail_at(err, i, rc);
@@ -167,6 +172,15 @@ int cs_request_prepare_server(cs_request *req, enum cs_request_kind kind, const 
 	req->kind = kind; /* prepare_one checks a server event by the server's rules */
 	Event *one[] = {ev};
 	return prepare_common(req, lim, tenant, conversation_id, expected_version, one, 1, err);
+}
+
+int cs_request_prepare_apply(cs_request *req, const cs_limits *lim, const char *tenant,
+			     const char *conversation_id, Event *const *events, size_t n,
+			     cs_error *err)
+{
+	memset(req, 0, sizeof(*req));
+	req->kind = CS_REQ_APPLY;
+	return prepare_common(req, lim, tenant, conversation_id, CS_ANY_VERSION, events, n, err);
 }
 
 /* ---- the writer's side ------------------------------------------------------------------- */
@@ -294,13 +308,28 @@ static int snap_take(cs_request *req, const Convstore__V1__Head *head, cs_error 
 /* Step 2 for each event: number it, check it against the head, fold it in. */
 static int decide(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *head, cs_error *err)
 {
-	uint64_t v0 = head->version;
+	uint64_t v0 = head->version, position = ctx->next_position;
 	for (size_t i = 0; i < req->n; i++) {
 		Event *ev = &req->events[i].ev;
 		ev->version = v0 + 1 + i;
-		ev->position = ctx->next_position + i;
 		ev->recorded_at = &ctx->now;
-		int rc = cs_head_check(head, ev, &req->err);
+		int rc = CS_OK;
+		if (req->kind ==
+		    CS_REQ_APPLY) { /* apply.c: the event keeps its version and time, */
+			ev->recorded_at = &req->events[i].at;
+			/* and its position while that is still ahead of this store's */
+			if (req->events[i].position > position)
+				position = req->events[i].position;
+			if (ev->version != req->events[i].version)
+				rc = cs_error_set(&req->err, CS_ECONFLICT,
+						  "version %llu of \"%s\" comes after version %llu",
+						  (unsigned long long)req->events[i].version,
+						  req->conversation_id,
+						  (unsigned long long)(ev->version - 1));
+		}
+		ev->position = position++;
+		if (!rc)
+			rc = cs_head_check(head, ev, &req->err);
 		if (rc) {
 			req->err.index = (int)i;
 			req->rc = rc;
@@ -318,7 +347,7 @@ static int persist_event(cs_batch_ctx *ctx, cs_request *req, cs_prepared *p, cs_
 {
 	cs_env *e = &ctx->store->env;
 	unsigned char tail[CS_TAIL_MAX], num[8];
-	size_t tail_len = encode_tail(tail, p->ev.version, p->ev.position, &ctx->now);
+	size_t tail_len = encode_tail(tail, p->ev.version, p->ev.position, p->ev.recorded_at);
 	cs_key k;
 	MDB_val v = {cs_record_size(&p->body, tail_len), NULL};
 
@@ -460,11 +489,29 @@ int cs_events_commit(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *he
 	cs_append_result *r = &req->result;
 	r->first_version = current + 1;
 	r->last_version = current + req->n;
-	r->first_position = ctx->next_position;
-	r->last_position = ctx->next_position + req->n - 1;
-	ctx->next_position += req->n;
+	r->first_position = req->events[0].ev.position; /* consecutive, except when applied */
+	r->last_position = req->events[req->n - 1].ev.position;
+	ctx->next_position = r->last_position + 1;
 	ctx->conversations += is_new;
 	return CS_OK;
+}
+
+int cs_request_head(Convstore__V1__Head **out, bool *is_new, cs_batch_ctx *ctx, cs_request *req,
+		    cs_error *err)
+{
+	cs_key stream;
+	cs_key_stream(&stream, req->tenant, req->conversation_id);
+	*out = NULL;
+	int rc = cs_head_load(out, ctx->store, ctx->txn, &stream, err);
+	*is_new = rc == CS_ENOTFOUND;
+	if (*is_new)
+		rc = cs_head_new(out, req->tenant, req->conversation_id, err);
+	if (rc == CS_ECORRUPT) { /* this conversation is damaged; the others are not */
+		req->rc = rc;
+		req->err = *err;
+		return CS_OK;
+	}
+	return rc;
 }
 
 int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
@@ -478,22 +525,16 @@ int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 	case CS_REQ_ERASE: return cs_erase_apply(ctx, req, err);
 	case CS_REQ_SWEEP: return cs_sweep_apply(ctx, req, err);
 	case CS_REQ_REBUILD: return cs_rebuild_apply(ctx, req, err);
+	case CS_REQ_APPLY: return cs_apply_run(ctx, req, err);
 	default: break;
 	}
 
 	cs_key stream;
 	cs_key_stream(&stream, req->tenant, req->conversation_id);
 	Convstore__V1__Head *head = NULL;
-	int rc = cs_head_load(&head, ctx->store, ctx->txn, &stream, err);
-	bool is_new = rc == CS_ENOTFOUND;
-	if (is_new)
-		rc = cs_head_new(&head, req->tenant, req->conversation_id, err);
-	if (rc == CS_ECORRUPT) { /* this conversation is damaged; the others are not */
-		req->rc = rc;
-		req->err = *err;
-		return CS_OK;
-	}
-	if (rc)
+	bool is_new;
+	int rc = cs_request_head(&head, &is_new, ctx, req, err);
+	if (rc || !head)
 		return rc;
 	rc = admit(ctx, req, &stream, head->version, is_new, err);
 	if (rc == 0)

@@ -241,13 +241,13 @@ void cs_committer_stop(cs_committer *c)
 	c->started = false;
 }
 
-int cs_committer_submit(cs_committer *c, cs_request *req)
+/* Queue @req (lock held); false when the store is closing (req->rc says so). */
+static bool enqueue(cs_committer *c, cs_request *req)
 {
 	req->next = NULL;
-	pthread_mutex_lock(&c->lock);
 	if (c->closing) {
-		pthread_mutex_unlock(&c->lock);
-		return cs_error_set(&req->err, CS_ECLOSED, "the store is closing");
+		req->rc = cs_error_set(&req->err, CS_ECLOSED, "the store is closing");
+		return false;
 	}
 	sem_init(&req->done, 0, 0);
 	if (c->tail)
@@ -257,14 +257,49 @@ int cs_committer_submit(cs_committer *c, cs_request *req)
 	c->tail = req;
 	c->queued++;
 	c->queued_events += req->n;
-	/* Wake the writer only when it can act: the queue was empty, or it lingers and now has
-	 * the callers it waits for. Every other wake-up would be a context switch for nothing. */
-	if (c->queued == 1 || c->queued == c->linger_target ||
-	    c->queued_events >= c->max_batch_events)
+	return true;
+}
+
+/* Wake the writer only when it can act: the queue was empty (@was_empty), or it lingers and now
+ * has the callers it waits for. Every other wake-up would be a context switch for nothing. */
+static void wake(cs_committer *c, bool was_empty)
+{
+	if (was_empty || c->queued == c->linger_target || c->queued_events >= c->max_batch_events)
 		pthread_cond_signal(&c->work);
-	pthread_mutex_unlock(&c->lock);
+}
+
+static void wait_done(cs_request *req)
+{
 	while (sem_wait(&req->done) != 0)
 		; /* EINTR: a signal handler ran; keep waiting */
 	sem_destroy(&req->done);
+}
+
+int cs_committer_submit(cs_committer *c, cs_request *req)
+{
+	pthread_mutex_lock(&c->lock);
+	bool queued = enqueue(c, req);
+	if (queued)
+		wake(c, c->queued == 1);
+	pthread_mutex_unlock(&c->lock);
+	if (queued)
+		wait_done(req);
 	return req->rc;
+}
+
+int cs_committer_submit_all(cs_committer *c, cs_request *reqs, size_t n)
+{
+	pthread_mutex_lock(&c->lock);
+	bool was_empty = c->queued == 0;
+	size_t queued = 0;
+	while (queued < n && enqueue(c, &reqs[queued]))
+		queued++;
+	if (queued)
+		wake(c, was_empty);
+	pthread_mutex_unlock(&c->lock);
+	for (size_t i = 0; i < queued; i++)
+		wait_done(&reqs[i]);
+	for (size_t i = queued + 1; i < n; i++) /* the first refused one says why already */
+		reqs[i].rc = cs_error_set(&reqs[i].err, CS_ECLOSED, "the store is closing");
+	return CS_OK;
 }

@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -90,6 +91,27 @@ static void sync_dirs(const char *path)
 	}
 }
 
+/* The named databases, in the order stats lists them. */
+static const struct {
+	const char *name;
+	size_t offset; /* of its MDB_dbi in cs_env */
+} dbs[CS_ENV_DBS] = {{"meta", offsetof(cs_env, meta)},	     {"events", offsetof(cs_env, events)},
+		     {"streams", offsetof(cs_env, streams)}, {"idem", offsetof(cs_env, idem)},
+		     {"snaps", offsetof(cs_env, snaps)},     {"list", offsetof(cs_env, list)},
+		     {"usage", offsetof(cs_env, usage)},     {"forks", offsetof(cs_env, forks)},
+		     {"tombs", offsetof(cs_env, tombs)},     {"retain", offsetof(cs_env, retain)},
+		     {"calls", offsetof(cs_env, calls)}};
+
+const char *cs_env_db_name(size_t i)
+{
+	return dbs[i].name;
+}
+
+MDB_dbi *cs_env_dbi(cs_env *e, size_t i)
+{
+	return (MDB_dbi *)((char *)e + dbs[i].offset);
+}
+
 static int open_dbis(cs_env *e, cs_error *err)
 {
 	MDB_txn *txn;
@@ -106,15 +128,8 @@ static int open_dbis(cs_env *e, cs_error *err)
 		return cs_error_set(err, CS_ECORRUPT,
 				    "not a convstore store: the environment holds other data");
 	}
-	struct {
-		const char *name;
-		MDB_dbi *dbi;
-	} dbs[] = {{"meta", &e->meta},	   {"events", &e->events}, {"streams", &e->streams},
-		   {"idem", &e->idem},	   {"snaps", &e->snaps},   {"list", &e->list},
-		   {"usage", &e->usage},   {"forks", &e->forks},   {"tombs", &e->tombs},
-		   {"retain", &e->retain}, {"calls", &e->calls}};
-	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-		rc = mdb_dbi_open(txn, dbs[i].name, flags, dbs[i].dbi);
+	for (size_t i = 0; i < CS_ENV_DBS; i++) {
+		rc = mdb_dbi_open(txn, dbs[i].name, flags, cs_env_dbi(e, i));
 		if (rc) {
 			mdb_txn_abort(txn);
 			if (rc == MDB_NOTFOUND)
@@ -318,4 +333,22 @@ int cs_cursor_before(MDB_cursor *cur, MDB_val *key, MDB_val *val)
 	if (rc == MDB_NOTFOUND) /* nothing at or after: the last entry is before */
 		return mdb_cursor_get(cur, key, val, MDB_LAST);
 	return rc ? rc : mdb_cursor_get(cur, key, val, MDB_PREV);
+}
+
+int cs_env_copy(cs_env *e, const char *path, cs_error *err)
+{
+	if (mkdir(path, 0700) != 0)
+		return cs_error_set(err, errno == EEXIST ? CS_EINVAL : CS_EIO, "%s: %s", path,
+				    errno == EEXIST ? "exists already" : strerror(errno));
+	pthread_rwlock_rdlock(&e->txn_lock); /* no resize while LMDB copies the map */
+	int rc = mdb_env_copy2(e->env, path, MDB_CP_COMPACT);
+	pthread_rwlock_unlock(&e->txn_lock);
+	if (rc) {
+		char file[4200];
+		snprintf(file, sizeof(file), "%s/data.mdb", path);
+		unlink(file); /* leave no half copy behind */
+		rmdir(path);
+		return cs_lmdb_error(err, rc, "copy");
+	}
+	return CS_OK;
 }

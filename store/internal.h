@@ -13,6 +13,7 @@
  *   commit.c   group commit: the queue and the single writer thread
  *   read.c     stream, feed and head reads
  *   verify.c   whole-store checks
+ *   apply.c    events that already carry versions and times (import, followers)
  *   store.c    open/close, meta and format version, stats, ids
  *
  * The read side (issue 3):
@@ -144,6 +145,12 @@ typedef struct cs_env {
 } cs_env;
 
 int cs_env_open(cs_env *e, const cs_store_options *opts, cs_error *err);
+/* The named databases: CS_ENV_DBS of them, each with its name and its handle in @e. */
+#define CS_ENV_DBS 11
+const char *cs_env_db_name(size_t i);
+MDB_dbi *cs_env_dbi(cs_env *e, size_t i);
+/* A compacted copy of the environment in the new folder @path (mdb_env_copy2, MDB_CP_COMPACT). */
+int cs_env_copy(cs_env *e, const char *path, cs_error *err);
 void cs_env_close(cs_env *e);
 /* Internal only, never returned by a public function: the map is full (MDB_MAP_FULL), which the
  * writer answers by growing it. A disk that is full is CS_EFULL, and growing would not help. */
@@ -212,6 +219,19 @@ int cs_event_sane(const Convstore__V1__Event *ev, cs_error *err);
 bool cs_event_is_server_only(const Convstore__V1__Event *ev);
 const char *cs_event_type_name(const Convstore__V1__Event *ev);
 
+/* ---- progress (store.c) ------------------------------------------------------------------ */
+
+/* A long call's progress: fn is told done and total every CS_PROGRESS_EVERY steps. */
+#define CS_PROGRESS_EVERY 4096u
+typedef struct cs_progress {
+	cs_progress_fn fn; /* NULL: nobody asked */
+	void *ctx;
+	uint64_t done, total;
+} cs_progress;
+
+/* One step of @p (NULL: none). */
+void cs_progress_step(cs_progress *p);
+
 /* ---- append.c ---------------------------------------------------------------------------- */
 
 /* One event of a request as prepared in the caller's thread. */
@@ -220,6 +240,9 @@ typedef struct cs_prepared {
 	char id[CS_MAX_ID_LEN + 1];
 	bool generated; /* the server made the id up: it is no idempotency key */
 	cs_body body;
+	uint64_t version;	     /* CS_REQ_APPLY: the version the event already has, */
+	uint64_t position;	     /* the position it had (kept when still ahead) */
+	Convstore__V1__Timestamp at; /* CS_REQ_APPLY: and its recorded_at */
 } cs_prepared;
 
 /* What a request asks the writer to do. Appends, creates and updates carry prepared events;
@@ -232,6 +255,7 @@ enum cs_request_kind {
 	CS_REQ_ERASE,
 	CS_REQ_SWEEP,	/* retention, for every conversation with a policy */
 	CS_REQ_REBUILD, /* every projection from the events (rebuild.c) */
+	CS_REQ_APPLY,	/* events that already have versions and times (apply.c) */
 };
 
 /* A snapshot taken while deciding, written if the request commits. */
@@ -255,6 +279,7 @@ typedef struct cs_request {
 	int64_t now_seconds;	    /* CS_REQ_SWEEP: the clock max_age is judged by */
 	uint64_t removed;	    /* CS_REQ_SWEEP: events removed */
 	cs_rebuild_report *rebuild; /* CS_REQ_REBUILD: the report */
+	cs_progress progress;	    /* CS_REQ_REBUILD: told from the writer */
 	cs_snap *snaps;		    /* taken while deciding */
 	size_t n_snaps;
 	/* results, written by the writer */
@@ -273,6 +298,11 @@ int cs_request_prepare(cs_request *req, const cs_limits *lim, const char *tenant
 int cs_request_prepare_server(cs_request *req, enum cs_request_kind kind, const cs_limits *lim,
 			      const char *tenant, const char *conversation_id,
 			      int64_t expected_version, Convstore__V1__Event *ev, cs_error *err);
+/* A CS_REQ_APPLY request: @events are shallow copies with version, position, recorded_at and
+ * tenant cleared (apply.c sets each cs_prepared's version and at afterwards). */
+int cs_request_prepare_apply(cs_request *req, const cs_limits *lim, const char *tenant,
+			     const char *conversation_id, Convstore__V1__Event *const *events,
+			     size_t n, cs_error *err);
 void cs_request_deinit(cs_request *req);
 
 /* The writer's side of a batch: positions are handed out from *next_position. */
@@ -288,6 +318,10 @@ typedef struct cs_batch_ctx {
  * writes nothing and is returned in req->rc with 0 as the function result; a non-zero function
  * result is a transaction-level failure (map full, I/O) that dooms the whole transaction. */
 int cs_request_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
+/* The head of the request's conversation, or a new one (*is_new). A damaged head fails the
+ * request alone (req->rc, *out NULL, CS_OK returned); < 0: a transaction failure. */
+int cs_request_head(Convstore__V1__Head **out, bool *is_new, cs_batch_ctx *ctx, cs_request *req,
+		    cs_error *err);
 /* Fold the request's events into @head (numbering them from head->version + 1), taking the
  * snapshots that fall due, then persist events, head and views. A failed check is req->rc. */
 int cs_events_commit(cs_batch_ctx *ctx, cs_request *req, Convstore__V1__Head *head, bool is_new,
@@ -299,9 +333,14 @@ int cs_tombstone_get(bool *out, MDB_txn *txn, cs_store *s, const cs_key *stream,
 
 /* Compare every derived record with a fresh fold of the events; *differences counts records
  * missing, different or extra, @first (optional) describes the first. */
-int cs_projections_check(uint64_t *differences, cs_store *s, MDB_txn *txn, cs_error *first,
-			 cs_error *err);
+int cs_projections_check(uint64_t *differences, cs_store *s, MDB_txn *txn, cs_progress *progress,
+			 cs_error *first, cs_error *err);
 int cs_rebuild_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
+
+/* ---- apply.c ----------------------------------------------------------------------------- */
+
+/* The writer's side of one CS_REQ_APPLY request (one conversation's run of events). */
+int cs_apply_run(cs_batch_ctx *ctx, cs_request *req, cs_error *err);
 
 /* ---- convops.c --------------------------------------------------------------------------- */
 
@@ -334,6 +373,9 @@ int cs_committer_start(cs_committer *c, cs_store *store, size_t max_batch_events
 void cs_committer_stop(cs_committer *c);
 /* Queue @req and wait for its result (req->rc). */
 int cs_committer_submit(cs_committer *c, cs_request *req);
+/* Queue @n requests at once, in order (so one batch may take them all), and wait for every one.
+ * Returns CS_OK; each request's own result is in its rc. */
+int cs_committer_submit_all(cs_committer *c, cs_request *reqs, size_t n);
 
 /* ---- history.c --------------------------------------------------------------------------- */
 

@@ -221,6 +221,77 @@ int cs_store_read_feed(cs_event_page *out, cs_store *s, const char *tenant, uint
 	return rc;
 }
 
+/* The first own version of @h at or after @lo whose event has a position above @after; one past
+ * the head when there is none. Own versions' positions grow with the version, so this is a
+ * binary search on the index. */
+static int first_after(uint64_t *out, cs_store *s, MDB_txn *txn, const Convstore__V1__Head *h,
+		       uint64_t lo, uint64_t after, cs_error *err)
+{
+	uint64_t hi = h->version + 1; /* the answer is in [lo, hi] */
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2, pos;
+		int rc = cs_index_get(&pos, s, txn, h->tenant, h->id, mid, err);
+		if (rc)
+			return rc;
+		if (pos > after)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*out = lo;
+	return CS_OK;
+}
+
+/* The last position in the event log of @txn's snapshot (0 when it is empty). */
+static int last_position(uint64_t *out, cs_store *s, MDB_txn *txn, cs_error *err)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, s->env.events, &cur);
+	if (rc)
+		return cs_lmdb_error(err, rc, "cursor");
+	MDB_val key, val;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_LAST);
+	*out = rc == 0 && key.mv_size == 8 ? cs_get_be64(key.mv_data) : 0;
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? CS_OK : cs_lmdb_error(err, rc, "feed");
+}
+
+int cs_store_read_conv_feed(cs_event_page *out, cs_store *s, const char *tenant, const char *conv,
+			    uint64_t after_position, size_t limit, cs_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	out->next = after_position;
+	limit = clamp_limit(limit);
+	MDB_txn *txn;
+	Convstore__V1__Head *h;
+	int rc = cs_head_read(&txn, &h, s, tenant, conv, err);
+	if (rc)
+		return rc;
+	uint64_t v;
+	rc = first_after(&v, s, txn, h, cs_head_own_first(h), after_position, err);
+	for (; !rc && v <= h->version && out->n < limit; v++) {
+		uint64_t pos;
+		Event *ev;
+		rc = cs_index_get(&pos, s, txn, tenant, conv, v, err);
+		if (!rc)
+			rc = cs_event_load(&ev, s, txn, pos, err);
+		if (rc == CS_ENOTFOUND)
+			rc =
+			    cs_error_set(err, CS_ECORRUPT, "version %llu points to a missing event",
+					 (unsigned long long)v);
+		if (!rc && !(rc = page_push(out, ev, limit, err)))
+			out->next = pos;
+	}
+	uint64_t last;
+	if (!rc && v > h->version && !(rc = last_position(&last, s, txn, err)) && last > out->next)
+		out->next = last; /* read to the end: nothing of it up to here is left unread */
+	cs_head_free(h);
+	cs_txn_abort(&s->env, txn);
+	if (rc)
+		cs_event_page_deinit(out);
+	return rc;
+}
+
 int cs_store_head(Convstore__V1__Head **out, cs_store *s, const char *tenant, const char *conv,
 		  cs_error *err)
 {

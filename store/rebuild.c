@@ -46,6 +46,7 @@ typedef struct projector {
 	cs_tally days;		   /* per day and per day and model, over all conversations */
 	cs_tally convs;		   /* per day and conversation, for the conversation being folded */
 	const char *tenant, *conv; /* the conversation being projected, for messages */
+	cs_progress *progress;	   /* one step per event folded (optional) */
 } projector;
 
 static void projector_init(projector *p, cs_store *s, MDB_txn *txn, bool write)
@@ -180,6 +181,7 @@ static int fold_event(void *ctx, Event *ev, cs_error *err)
 	if (rc || !f->emitting)
 		return rc;
 	f->p->folded++;
+	cs_progress_step(f->p->progress);
 	rc = rollups_add(f->p, ev, err);
 	if (rc)
 		return rc;
@@ -473,11 +475,12 @@ static void count_extra(projector *p, uint64_t conversations)
 	}
 }
 
-int cs_projections_check(uint64_t *differences, cs_store *s, MDB_txn *txn, cs_error *first,
-			 cs_error *err)
+int cs_projections_check(uint64_t *differences, cs_store *s, MDB_txn *txn, cs_progress *progress,
+			 cs_error *first, cs_error *err)
 {
 	projector p;
 	projector_init(&p, s, txn, false);
+	p.progress = progress;
 	uint64_t n = 0;
 	int rc = project_all(&p, &n, err);
 	if (!rc)
@@ -548,9 +551,12 @@ static int clear_views(projector *p, cs_error *err)
 int cs_rebuild_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 {
 	uint64_t diffs = 0, n = 0;
-	int rc = cs_projections_check(&diffs, ctx->store, ctx->txn, NULL, err);
+	req->progress.done = 0;
+	req->progress.total = 2 * entries(ctx->txn, ctx->store->env.events);
+	int rc = cs_projections_check(&diffs, ctx->store, ctx->txn, &req->progress, NULL, err);
 	projector p;
 	projector_init(&p, ctx->store, ctx->txn, true);
+	p.progress = &req->progress;
 	if (!rc)
 		rc = clear_views(&p, err);
 	if (!rc)
@@ -566,9 +572,15 @@ int cs_rebuild_apply(cs_batch_ctx *ctx, cs_request *req, cs_error *err)
 
 int cs_store_rebuild(cs_rebuild_report *out, cs_store *s, cs_error *err)
 {
+	return cs_store_rebuild_each(out, s, NULL, NULL, err);
+}
+
+int cs_store_rebuild_each(cs_rebuild_report *out, cs_store *s, cs_progress_fn fn, void *ctx,
+			  cs_error *err)
+{
 	memset(out, 0, sizeof(*out));
 	if (s->env.read_only)
 		return cs_error_set(err, CS_EINVAL, "the store is open read-only");
-	cs_request req = {.kind = CS_REQ_REBUILD, .rebuild = out};
+	cs_request req = {.kind = CS_REQ_REBUILD, .rebuild = out, .progress = {fn, ctx, 0, 0}};
 	return cs_store_submit(NULL, s, &req, err);
 }

@@ -172,11 +172,32 @@ int cs_store_stats_get(cs_store_stats *out, cs_store *s, cs_error *err)
 	mdb_env_stat(s->env.env, &st);
 	out->map_size = info.me_mapsize;
 	out->map_used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	for (size_t i = 0; i < CS_ENV_DBS && i < CS_STATS_DBS; i++) {
+		MDB_stat ds = {0};
+		mdb_stat(txn, *cs_env_dbi(&s->env, i), &ds);
+		out->dbs[i].name = cs_env_db_name(i);
+		out->dbs[i].entries = ds.ms_entries;
+		out->dbs[i].pages = ds.ms_branch_pages + ds.ms_leaf_pages + ds.ms_overflow_pages;
+		out->n_dbs = i + 1;
+	}
 	cs_txn_abort(&s->env, txn);
 	out->commits = s->committer.commits;
 	out->appends = s->committer.appends;
 	out->map_grows = s->env.grows;
 	return rc;
+}
+
+void cs_progress_step(cs_progress *p)
+{
+	if (p && p->fn && ++p->done % CS_PROGRESS_EVERY == 0)
+		p->fn(p->ctx, p->done, p->total);
+}
+
+int cs_store_copy(cs_store *s, const char *path, cs_error *err)
+{
+	if (!path || !*path)
+		return cs_error_set(err, CS_EINVAL, "a copy needs a folder");
+	return cs_env_copy(&s->env, path, err);
 }
 
 /* Random bytes for ids come from a per-thread pool refilled 512 bytes at a time: one

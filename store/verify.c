@@ -13,8 +13,9 @@
  *   4. the id index: every entry names a version whose event carries that id.
  *   5. the projections (rebuild.c): heads, snapshots, list, usage, fork links and the retain
  *      index equal, byte for byte, a fresh fold of the events by the one reducer.
- * Every problem is counted; the first is described in err with its position. Nothing is
- * repaired here.
+ * Every problem is counted; the first is described in err with its position, and each one is
+ * told to the caller's function (cs_store_verify_each), with the projections' differences as
+ * one problem and a count. Nothing is repaired here.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,26 +36,34 @@ typedef struct verify_ctx {
 	uint64_t last_pos; /* and its position */
 	bool saw_head;
 	uint64_t max_pos; /* the highest position in the log */
+	cs_verify_fn fn;  /* told of every problem (optional) */
+	void *fn_ctx;
+	cs_progress progress; /* one step per log record, then per event folded */
 } verify_ctx;
 
 __attribute__((format(printf, 3, 4))) static void problem(verify_ctx *v, uint64_t position,
 							  const char *fmt, ...)
 {
+	char msg[sizeof(v->err->msg)];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
 	if (v->rep->problems++ == 0) {
 		v->rep->first_bad_position = position;
 		if (v->err) {
-			va_list ap;
-			va_start(ap, fmt);
 			v->err->code = CS_ECORRUPT;
 			v->err->index = CS_NO_INDEX;
-			vsnprintf(v->err->msg, sizeof(v->err->msg), fmt, ap);
-			va_end(ap);
+			memcpy(v->err->msg, msg, sizeof(msg));
 		}
 	}
+	if (v->fn)
+		v->fn(v->fn_ctx, position, msg);
 }
 
 static void check_log_entry(verify_ctx *v, const MDB_val *key, const MDB_val *val)
 {
+	cs_progress_step(&v->progress);
 	uint64_t pos = key->mv_size == 8 ? cs_get_be64(key->mv_data) : 0;
 	if (pos > v->max_pos)
 		v->max_pos = pos;
@@ -238,11 +247,25 @@ static void check_meta(verify_ctx *v)
 
 int cs_store_verify(cs_verify_report *out, cs_store *s, cs_error *err)
 {
+	return cs_store_verify_each(out, s, NULL, err);
+}
+
+int cs_store_verify_each(cs_verify_report *out, cs_store *s, const cs_verify_hooks *hooks,
+			 cs_error *err)
+{
 	memset(out, 0, sizeof(*out));
 	verify_ctx v = {.s = s, .rep = out, .err = err};
+	if (hooks) {
+		v.fn = hooks->problem;
+		v.fn_ctx = hooks->ctx;
+		v.progress = (cs_progress){hooks->progress, hooks->ctx, 0, 0};
+	}
 	int rc = cs_txn_begin(&v.txn, &s->env, false, err);
 	if (rc)
 		return rc;
+	MDB_stat st;
+	if (mdb_stat(v.txn, s->env.events, &st) == 0)
+		v.progress.total = 2 * st.ms_entries;
 	rc = walk(&v, s->env.events, check_log_entry);
 	if (!rc)
 		check_meta(&v);
@@ -255,7 +278,7 @@ int cs_store_verify(cs_verify_report *out, cs_store *s, cs_error *err)
 	uint64_t diffs = 0;
 	cs_error first = CS_ERROR_INIT;
 	if (!rc)
-		rc = cs_projections_check(&diffs, s, v.txn, &first, err);
+		rc = cs_projections_check(&diffs, s, v.txn, &v.progress, &first, err);
 	if (!rc && diffs) {
 		problem(&v, 0, "%s", first.msg);
 		out->problems += diffs - 1;

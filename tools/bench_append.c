@@ -454,6 +454,8 @@ static int measurement_collect(struct measurement *m, const struct run *r, cs_er
 		return cs_error_set(err, CS_ENOMEM, "no memory to merge %zu latency samples", n);
 	for (unsigned i = 0; i < r->n_workers; i++) {
 		const struct latencies *l = &r->workers[i].lat;
+		if (l->n == 0) /* a worker that finished no call in the window has no buffer */
+			continue;
 		memcpy(all + at, l->ns, l->n * sizeof(*all));
 		at += l->n;
 	}

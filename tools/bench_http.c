@@ -21,23 +21,34 @@
  * anything). Temp folders go under the current folder when /tmp is tmpfs (fsync is free there).
  * --quick: 0.3 s windows at 1 and 4 clients, for the test suite. Every response is checked: any
  * non-2xx answer stops the benchmark with exit status 1.
+ *
+ * --feed measures the live feeds instead (GET /v1/events/stream, Server-Sent Events):
+ *   - latency from an append's acknowledgement (the 201 read by the writer) to the event's
+ *     receipt by each subscriber, p50 and p99 over every (subscriber, event) pair, with 1, 100
+ *     and 1,000 subscribers on the global stream, one writer appending one event every 5 ms;
+ *     a receipt that beats the acknowledgement counts as 0;
+ *   - writer throughput (16 clients) with no subscriber, with 1,000 subscribers attached to
+ *     streams of other conversations (idle), and with 1,000 on the global stream each receiving
+ *     every event (the fan-out case: 1,000 deliveries per append), as ratios to the first.
+ * One thread here pumps every subscriber socket with poll(); the server's CPU per append is
+ * the figure that does not depend on this program keeping up.
  */
 #include <errno.h>
-#include <ftw.h>
-#include <linux/magic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/vfs.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include "convstore/store.h"
 #include "httpc.h"
+#include "procs.h"
+#include "sse.h"
 
 #define CONTENT_BYTES 1024
 #define MAX_CLIENTS   256
@@ -51,6 +62,7 @@ typedef struct cfg {
 	unsigned clients[8];
 	size_t n_clients;
 	char run[32]; /* makes conversation ids unique per run */
+	bool feed;    /* --feed: the live-feed tables instead */
 } cfg;
 
 typedef struct worker {
@@ -149,34 +161,14 @@ typedef struct result {
 
 static pid_t server_pid; /* the spawned convstored; 0 with --url */
 
-/* CPU seconds (user + system) process @pid has used; < 0 when unknown. */
-static double cpu_seconds(pid_t pid)
-{
-	char path[64], buf[1024];
-	unsigned long long utime, stime;
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-	/* after ")": state and fields 4..13, then utime (14) and stime (15) */
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-			 &stime) != 2)
-		return -1;
-	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /* Run @n workers of @mode for the configured window; false when a request failed. */
 static bool run(result *out, const cfg *c, int mode, unsigned n, cs_store *store)
 {
 	static worker w[MAX_CLIENTS];
 	pthread_t t[MAX_CLIENTS];
 	atomic_bool stop = false;
-	double cpu0 = mode == 2 ? -1 : cpu_seconds(server_pid), self0 = cpu_seconds(getpid());
+	double cpu0 = mode == 2 ? -1 : procs_cpu_seconds(server_pid),
+	       self0 = procs_cpu_seconds(getpid());
 	for (unsigned i = 0; i < n; i++) {
 		w[i] = (worker){c, (int)i, mode, store, malloc(MAX_SAMPLES * sizeof(double)),
 				0, &stop,  false};
@@ -192,8 +184,8 @@ static bool run(result *out, const cfg *c, int mode, unsigned n, cs_store *store
 		total += w[i].n;
 		ok = ok && !w[i].failed;
 	}
-	double elapsed = now() - t0, cpu1 = cpu0 < 0 ? -1 : cpu_seconds(server_pid);
-	double self1 = cpu_seconds(getpid());
+	double elapsed = now() - t0, cpu1 = cpu0 < 0 ? -1 : procs_cpu_seconds(server_pid);
+	double self1 = procs_cpu_seconds(getpid());
 	out->cpu_us = cpu1 < 0 || !total ? -1 : (cpu1 - cpu0) * 1e6 / (double)total;
 	out->client_cpu_us = self1 < 0 || !total ? -1 : (self1 - self0) * 1e6 / (double)total;
 	double *all = malloc((total ? total : 1) * sizeof(double));
@@ -211,55 +203,242 @@ static bool run(result *out, const cfg *c, int mode, unsigned n, cs_store *store
 	return ok;
 }
 
-static int rm_one(const char *p, const struct stat *st, int f, struct FTW *ftw)
+/* ---- --feed ----------------------------------------------------------------------------- */
+
+#define MAX_SUBS      1000
+#define LAT_EVENTS    200
+#define LAT_PACING_US 5000
+
+typedef struct feed_bench {
+	const cfg *c;
+	sse_client *subs;
+	size_t n;
+	atomic_bool stop;
+	bool discard;	   /* only drain the sockets (the fan-out throughput row) */
+	atomic_bool armed; /* base and received are set: record receipts */
+	uint64_t base;	   /* the position before the latency run's first append */
+	double *received;  /* [sub * LAT_EVENTS + k]: when subscriber sub got position base+1+k */
+} feed_bench;
+
+static feed_bench FB;
+
+static void on_feed_event(sse_client *sc, uint64_t id, const char *event, const char *data)
 {
-	(void)st, (void)f, (void)ftw;
-	return remove(p);
+	(void)event, (void)data;
+	size_t sub = (size_t)(sc - FB.subs);
+	if (atomic_load(&FB.armed) && id > FB.base && id <= FB.base + LAT_EVENTS)
+		FB.received[sub * LAT_EVENTS + (id - FB.base - 1)] = now();
 }
 
-/* A temp folder on a real disk: under /tmp unless it is tmpfs. */
-static void make_tmp(char *out, size_t size)
+static void *pump(void *arg)
 {
-	struct statfs fs;
-	bool tmpfs = statfs("/tmp", &fs) == 0 && fs.f_type == TMPFS_MAGIC;
-	snprintf(out, size, "%s/bench-http-XXXXXX", tmpfs ? "." : "/tmp");
-	if (!mkdtemp(out)) {
-		perror("mkdtemp");
-		exit(1);
+	(void)arg;
+	static struct pollfd pfd[MAX_SUBS];
+	static char scratch[1 << 16];
+	while (!atomic_load(&FB.stop)) {
+		for (size_t i = 0; i < FB.n; i++)
+			pfd[i] = (struct pollfd){FB.subs[i].fd, POLLIN, 0};
+		if (poll(pfd, FB.n, 10) <= 0)
+			continue;
+		for (size_t i = 0; i < FB.n; i++) {
+			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (FB.discard)
+				while (recv(FB.subs[i].fd, scratch, sizeof(scratch), 0) > 0)
+					;
+			else
+				sse_pump(&FB.subs[i], 0);
+		}
 	}
+	return NULL;
 }
 
-static pid_t spawn(cfg *c, const char *exe, const char *dir)
+/* Attach @n streams: the global one, or (@conv_prefix) those of conversations @conv_prefix0,
+ * @conv_prefix1, ...; wait until each has its first comment. */
+static bool attach(const cfg *c, size_t n, const char *conv_prefix)
 {
-	char data[4200];
-	int out[2];
-	snprintf(data, sizeof(data), "%s/server", dir);
-	if (pipe(out))
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(out[1], 1);
-		freopen("/dev/null", "w", stderr);
-		execl(exe, exe, "--port", "0", "--data", data, (char *)NULL);
-		_exit(127);
+	FB.subs = calloc(n, sizeof(*FB.subs));
+	for (size_t i = 0; i < n; i++) {
+		char path[256] = "/v1/events/stream";
+		if (conv_prefix)
+			snprintf(path, sizeof(path), "/v1/conversations/%s%zu/events/stream",
+				 conv_prefix, i);
+		if (sse_open(&FB.subs[i], c->port, path, ""))
+			return false;
+		FB.subs[i].on_event = on_feed_event;
 	}
-	close(out[1]);
-	char line[128] = "";
-	size_t n = 0;
-	while (n + 1 < sizeof(line) && read(out[0], line + n, 1) == 1 && line[n] != '\n')
-		n++;
-	line[n] = '\0';
-	close(out[0]);
-	const char *colon = strrchr(line, ':');
-	c->port = colon ? (unsigned)atoi(colon + 1) : 0;
-	snprintf(c->host, sizeof(c->host), "127.0.0.1");
-	return c->port ? pid : -1;
+	size_t ready = 0;
+	for (double end = now() + 30; ready < n && now() < end;) {
+		ready = 0;
+		for (size_t i = 0; i < n; i++) {
+			sse_pump(&FB.subs[i], 0);
+			ready += FB.subs[i].comments > 0;
+		}
+		usleep(2000);
+	}
+	FB.n = n;
+	return ready == n;
+}
+
+static void detach(void)
+{
+	for (size_t i = 0; i < FB.n; i++)
+		sse_close(&FB.subs[i]);
+	free(FB.subs);
+	FB.subs = NULL;
+	FB.n = 0;
+}
+
+static pthread_t pump_start(bool discard)
+{
+	pthread_t t;
+	atomic_store(&FB.stop, false);
+	FB.discard = discard;
+	pthread_create(&t, NULL, pump, NULL);
+	return t;
+}
+
+static void pump_stop(pthread_t t)
+{
+	atomic_store(&FB.stop, true);
+	pthread_join(t, NULL);
+}
+
+/* Latency with @n subscribers: @q p50 and p99 from the ack, p50 and p99 from the request. */
+static bool feed_latency(const cfg *c, size_t n, double q[4])
+{
+	httpc h;
+	httpc_init(&h, c->host, c->port);
+	char conv[96], path[160];
+	snprintf(conv, sizeof(conv), "%s-lat-%zu", c->run, n);
+	snprintf(path, sizeof(path), "/v1/conversations/%s/events", conv);
+	if (!attach(c, n, NULL))
+		return false;
+	static double acked[LAT_EVENTS], sent[LAT_EVENTS];
+	FB.received = calloc(n * LAT_EVENTS, sizeof(double));
+	pthread_t t = pump_start(false);
+	bool ok = true;
+	for (int k = -1; ok && k < LAT_EVENTS; k++) { /* k -1: a first append gives the base */
+		httpc_response r;
+		double t0 = now();
+		ok = httpc_request(&r, &h, "POST", path, "Content-Type: application/json\r\n", body,
+				   strlen(body)) == 0 &&
+		     r.status == 201;
+		double at = now();
+		const char *fp = ok ? strstr(r.body, "\"first_position\":") : NULL;
+		uint64_t pos = fp ? strtoull(fp + 17, NULL, 10) : 0;
+		httpc_response_free(&r);
+		if (k < 0) {
+			FB.base = pos;
+			atomic_store(&FB.armed, true);
+			continue;
+		}
+		ok = ok && pos == FB.base + 1 + (uint64_t)k; /* the only writer */
+		acked[k] = at;
+		sent[k] = t0;
+		usleep(LAT_PACING_US);
+	}
+	usleep(200 * 1000);
+	pump_stop(t);
+	atomic_store(&FB.armed, false);
+	size_t total = n * LAT_EVENTS, got = 0;
+	double *lat = malloc(total * sizeof(double)), *e2e = malloc(total * sizeof(double));
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < LAT_EVENTS; k++) {
+			double rcv = FB.received[i * LAT_EVENTS + k];
+			if (rcv <= 0)
+				continue;
+			e2e[got] = rcv - sent[k];
+			lat[got++] = rcv > acked[k] ? rcv - acked[k] : 0;
+		}
+	qsort(lat, got, sizeof(double), cmp_double);
+	qsort(e2e, got, sizeof(double), cmp_double);
+	q[0] = got ? lat[got / 2] * 1e3 : 0;
+	q[1] = got ? lat[(size_t)((double)got * 0.99)] * 1e3 : 0;
+	q[2] = got ? e2e[got / 2] * 1e3 : 0;
+	q[3] = got ? e2e[(size_t)((double)got * 0.99)] * 1e3 : 0;
+	free(e2e);
+	if (got != total) {
+		fprintf(stderr, "bench_http: %zu of %zu deliveries arrived\n", got, total);
+		ok = false;
+	}
+	free(lat);
+	free(FB.received);
+	FB.received = NULL;
+	detach();
+	httpc_close(&h);
+	return ok;
+}
+
+static int feed_main(const cfg *c)
+{
+	struct rlimit rl;
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	size_t counts[] = {1, 100, MAX_SUBS};
+	printf(
+	    "| subscribers (global stream) | ack -> receipt p50 | p99 | request -> receipt p50 | "
+	    "p99 |\n| ---: | ---: | ---: | ---: | ---: |\n");
+	for (size_t i = 0; i < 3; i++) {
+		double q[4];
+		if (!feed_latency(c, counts[i], q))
+			return 1;
+		printf("| %zu | %.2f ms | %.2f ms | %.2f ms | %.2f ms |\n", counts[i], q[0], q[1],
+		       q[2], q[3]);
+		fflush(stdout);
+	}
+	/* conversations for the idle subscribers to watch */
+	httpc h;
+	httpc_init(&h, c->host, c->port);
+	for (size_t i = 0; i < MAX_SUBS; i++) {
+		char create[128];
+		httpc_response r;
+		snprintf(create, sizeof(create), "{\"id\":\"%s-idle-%zu\"}", c->run, i);
+		if (httpc_request(&r, &h, "POST", "/v1/conversations",
+				  "Content-Type: application/json\r\n", create, strlen(create)) ||
+		    r.status != 201)
+			return 1;
+		httpc_response_free(&r);
+	}
+	httpc_close(&h);
+	char idle_prefix[64];
+	snprintf(idle_prefix, sizeof(idle_prefix), "%s-idle-", c->run);
+	unsigned writers = c->n_clients == 2 ? 4 : 16;
+	printf("\n| writer: %u clients, 1 KiB appends | appends/s | ratio | server CPU / append |\n"
+	       "| --- | ---: | ---: | ---: |\n",
+	       writers);
+	result none, idle, fan;
+	if (!run(&none, c, 0, writers, NULL))
+		return 1;
+	printf("| no subscribers | %.0f | 1.00x | %.0f µs |\n", none.per_sec, none.cpu_us);
+	if (!attach(c, MAX_SUBS, idle_prefix))
+		return 1;
+	pthread_t t = pump_start(false);
+	bool ok = run(&idle, c, 0, writers, NULL);
+	pump_stop(t);
+	detach();
+	if (!ok)
+		return 1;
+	printf("| 1,000 subscribers on other conversations | %.0f | %.2fx | %.0f µs |\n",
+	       idle.per_sec, idle.per_sec / none.per_sec, idle.cpu_us);
+	if (!attach(c, MAX_SUBS, NULL))
+		return 1;
+	t = pump_start(true);
+	ok = run(&fan, c, 0, writers, NULL);
+	pump_stop(t);
+	detach();
+	if (!ok)
+		return 1;
+	printf("| 1,000 subscribers on the global stream | %.0f | %.2fx | %.0f µs |\n", fan.per_sec,
+	       fan.per_sec / none.per_sec, fan.cpu_us);
+	return 0;
 }
 
 static void usage(void)
 {
 	fputs("usage: bench_http (--spawn PATH | --url http://127.0.0.1:PORT) [--seconds S]\n"
-	      "                  [--clients 1,16,64] [--quick]\n",
+	      "                  [--clients 1,16,64] [--quick] [--feed]\n",
 	      stderr);
 	exit(2);
 }
@@ -275,6 +454,8 @@ static void parse(cfg *c, const char **spawn_exe, int argc, char **argv)
 		if (!strcmp(a, "--quick")) {
 			c->seconds = 0.3;
 			c->clients[0] = 1, c->clients[1] = 4, c->n_clients = 2;
+		} else if (!strcmp(a, "--feed")) {
+			c->feed = true;
 		} else if (!strcmp(a, "--spawn") && v) {
 			*spawn_exe = v, i++;
 		} else if (!strcmp(a, "--url") && v &&
@@ -323,8 +504,10 @@ int main(int argc, char **argv)
 		 "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"%s\"}}]}", content);
 	snprintf(c.run, sizeof(c.run), "b%ld", (long)time(NULL) % 100000);
 	char dir[4096], store_dir[4200];
-	make_tmp(dir, sizeof(dir));
-	pid_t pid = spawn_exe ? spawn(&c, spawn_exe, dir) : 0;
+	procs_tmpdir(dir, sizeof(dir), "bench-http");
+	pid_t pid = spawn_exe ? procs_spawn(spawn_exe, dir, NULL, &c.port) : 0;
+	if (spawn_exe)
+		snprintf(c.host, sizeof(c.host), "127.0.0.1");
 	server_pid = pid;
 	cs_store *store = NULL;
 	cs_error err = CS_ERROR_INIT;
@@ -335,6 +518,10 @@ int main(int argc, char **argv)
 	if (pid < 0 || cs_store_open(&store, &o, &err)) {
 		fprintf(stderr, "bench_http: cannot start: %s\n", err.msg);
 		rc = 1;
+	}
+	if (!rc && c.feed) {
+		rc = feed_main(&c);
+		goto done;
 	}
 	printf("| workload (1 KiB events) | clients | req/s | p50 | p99 | HTTP / in-process | "
 	       "server CPU / req | bench CPU / req |\n"
@@ -352,16 +539,12 @@ int main(int argc, char **argv)
 		rc = 1;
 	if (!rc)
 		row("HTTP state view GET", readers, &rd, NULL);
+done:
 	cs_store_close(store);
-	if (pid > 0) {
-		int status = 0;
-		kill(pid, SIGTERM);
-		waitpid(pid, &status, 0);
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			fprintf(stderr, "bench_http: convstored did not exit cleanly\n");
-			rc = 1;
-		}
+	if (pid > 0 && !procs_stop(pid)) {
+		fprintf(stderr, "bench_http: convstored did not exit cleanly\n");
+		rc = 1;
 	}
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	procs_rmtree(dir);
 	return rc;
 }

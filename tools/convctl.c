@@ -1,14 +1,22 @@
 /*
- * convctl - the operations and debugging CLI, opening a store directly (LMDB lets it while a
- * server runs). This first cut has the commands the core needs: init, stats and verify. Inspect,
- * replay, export/import, rebuild and tail come with the convctl issue.
+ * convctl - the debugging and operations CLI. It opens a store directly (--data; LMDB lets it
+ * while a server runs) or, for the read commands where that is natural, talks to a server over
+ * HTTP (--url, with --token or $CONVSTORE_TOKEN).
  *
- * Only init writes. Every other command opens the store read-only, so that a mistyped --data
- * is an error rather than a new empty store, and so that it never competes with a running
- * server's writer.
+ * This file dispatches and holds the two commands that read nothing: init and keygen. The
+ * others live by group in tools/ctl_*.c and share tools/ctl.h (flags, exit codes, printing):
+ *   ctl_inspect.c  stats, ls, show, events, messages
+ *   ctl_replay.c   replay, diff
+ *   ctl_io.c       export, import, import-openai
+ *   ctl_ops.c      verify, rebuild, compact
+ *   ctl_tail.c     tail
  *
- * keygen opens no store: it makes an API token for convstored's key file (API.md, "Auth and
- * tenants"): 32 random bytes as hex, and the line `<sha-256 of the token> <tenant> <role>`.
+ * Only init, import, import-openai and rebuild write. Every other command opens the store
+ * read-only, so that a mistyped --data is an error rather than a new empty store, and so that
+ * it never competes with a running server's writer.
+ *
+ * keygen makes an API token for convstored's key file (API.md, "Auth and tenants"): 32 random
+ * bytes as hex, and the line `<sha-256 of the token> <tenant> <role>`.
  *
  * Exit codes: 0 ok, 1 a failure or a problem found, 2 usage.
  */
@@ -18,22 +26,37 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "convstore/store.h"
+#include "ctl.h"
 
 static const char usage[] =
-    "usage: convctl [--data DIR] [--json] COMMAND\n"
+    "usage: convctl [--data DIR | --url URL] [--token T] [--tenant T] [--json] COMMAND ...\n"
     "\n"
     "  --data DIR   the store's folder (default ./convstore-data)\n"
+    "  --url URL    a server (http://HOST:PORT) instead, for ls, show, events, messages, tail\n"
+    "  --token T    its API token (default $CONVSTORE_TOKEN)\n"
+    "  --tenant T   the tenant whose conversations a store command reads (default \"default\")\n"
     "  --json       machine-readable output\n"
     "\n"
-    "commands:\n"
-    "  init         create the store in DIR (nothing happens when it exists)\n"
-    "  stats        events, conversations, last position, map size and use\n"
-    "  verify       check every record's CRC, the indexes against the log, every head and\n"
-    "               every projection against a fresh fold; exits 1 when a problem is found\n"
-    "  keygen TENANT ROLE\n"
-    "               print a new API token and its key-file line (roles: read, append,\n"
-    "               admin; operator with tenant '*')\n";
+    "commands (convctl COMMAND --help for each):\n"
+    "  init                 create the store in DIR (nothing happens when it exists)\n"
+    "  stats                events, conversations, positions, map size and use, databases\n"
+    "  ls                   the conversations, newest first\n"
+    "  show CONV            the state view (--at N: as it was after version N)\n"
+    "  events CONV          the raw events (--from N, --limit N)\n"
+    "  messages CONV        the model-ready transcript (--at N)\n"
+    "  replay CONV          step through the events and what each changed (--from, --to, --step)\n"
+    "  diff CONV A B        two versions of a conversation; diff CONV1 CONV2: two branches\n"
+    "  export [CONV...] -o FILE   the events as a gzip stream of delimited protobufs\n"
+    "  import FILE          replay an export into the store (idempotent)\n"
+    "  import-openai FILE   conversations in OpenAI chat format, one JSON object a line\n"
+    "  verify               check CRCs, indexes, heads and projections; exits 1 on a problem\n"
+    "  rebuild              rebuild every projection from the events\n"
+    "  compact -o DIR       a compacted copy of the store\n"
+    "  tail                 follow the global feed (--url: the server's SSE stream)\n"
+    "  keygen TENANT ROLE   a new API token and its key-file line (roles: read, append,\n"
+    "                       admin; operator with tenant '*')\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure or problem found, 2 usage\n";
 
 static void hex(char *out, const unsigned char *b, size_t n)
 {
@@ -70,102 +93,91 @@ static int cmd_keygen(const char *tenant, const char *role)
 	return 0;
 }
 
-static int cmd_init(cs_store *s, bool json)
+static const char init_usage[] = "usage: convctl init [--data DIR] [--json]\n"
+				 "  create the store in DIR (nothing happens when it exists)\n";
+
+static int cmd_init(ctl *c, int argc, char **argv)
 {
-	(void)s;
-	if (json)
+	c->usage = init_usage;
+	int rc = ctl_parse(c, argc, argv, NULL, 0, 0);
+	cs_store *s;
+	if (rc >= 0 || (rc = ctl_open(&s, c, true)))
+		return rc;
+	cs_store_close(s);
+	if (c->json)
 		printf("{\"format\": %d}\n", CS_STORE_FORMAT_VERSION);
 	else
 		printf("store ready (format %d)\n", CS_STORE_FORMAT_VERSION);
 	return 0;
 }
 
-static int cmd_stats(cs_store *s, bool json)
+static const char keygen_usage[] =
+    "usage: convctl keygen TENANT ROLE\n"
+    "  print a new API token and its key-file line (roles: read, append, admin; operator\n"
+    "  with tenant '*')\n";
+
+static int cmd_keygen_args(ctl *c, int argc, char **argv)
 {
-	cs_store_stats st;
-	cs_error err = CS_ERROR_INIT;
-	if (cs_store_stats_get(&st, s, &err)) {
-		fprintf(stderr, "convctl: stats: %s\n", err.msg);
-		return 1;
-	}
-	unsigned long long v[] = {st.events, st.conversations, st.last_position, st.map_size,
-				  st.map_used};
-	if (json)
-		printf("{\"events\": %llu, \"conversations\": %llu, \"last_position\": %llu, "
-		       "\"map_size\": %llu, \"map_used\": %llu}\n",
-		       v[0], v[1], v[2], v[3], v[4]);
-	else
-		printf("events         %llu\nconversations  %llu\nlast position  %llu\n"
-		       "map size       %llu\nmap used       %llu\n",
-		       v[0], v[1], v[2], v[3], v[4]);
-	return 0;
+	c->usage = keygen_usage;
+	int rc = ctl_parse(c, argc, argv, NULL, 2, 2);
+	return rc >= 0 ? rc : cmd_keygen(c->args[0], c->args[1]);
 }
 
-static int cmd_verify(cs_store *s, bool json)
-{
-	cs_verify_report rep;
-	cs_error err = CS_ERROR_INIT;
-	int rc = cs_store_verify(&rep, s, &err);
-	if (json)
-		printf("{\"records\": %llu, \"problems\": %llu, \"first_bad_position\": %llu}\n",
-		       (unsigned long long)rep.records, (unsigned long long)rep.problems,
-		       (unsigned long long)rep.first_bad_position);
-	else
-		printf("%llu records checked, %llu problems\n", (unsigned long long)rep.records,
-		       (unsigned long long)rep.problems);
-	if (rc)
-		fprintf(stderr, "convctl: verify: %s\n", err.msg);
-	return rc ? 1 : 0;
-}
+static const struct {
+	const char *name;
+	ctl_cmd run;
+} cmds[] = {{"init", cmd_init},
+	    {"stats", ctl_cmd_stats},
+	    {"ls", ctl_cmd_ls},
+	    {"show", ctl_cmd_show},
+	    {"events", ctl_cmd_events},
+	    {"messages", ctl_cmd_messages},
+	    {"replay", ctl_cmd_replay},
+	    {"diff", ctl_cmd_diff},
+	    {"export", ctl_cmd_export},
+	    {"import", ctl_cmd_import},
+	    {"import-openai", ctl_cmd_import_openai},
+	    {"verify", ctl_cmd_verify},
+	    {"rebuild", ctl_cmd_rebuild},
+	    {"compact", ctl_cmd_compact},
+	    {"tail", ctl_cmd_tail},
+	    {"keygen", cmd_keygen_args}};
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {{"data", required_argument, NULL, 'd'},
+					     {"url", required_argument, NULL, 'u'},
+					     {"token", required_argument, NULL, 't'},
+					     {"tenant", required_argument, NULL, 'T'},
 					     {"json", no_argument, NULL, 'j'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *data = "./convstore-data";
-	bool json = false;
-	int c;
-	while ((c = getopt_long(argc, argv, "d:jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd': data = optarg; break;
-		case 'j': json = true; break;
-		case 'h': fputs(usage, stdout); return 0;
-		default: fputs(usage, stderr); return 2;
+	ctl c = {.data = "./convstore-data", .tenant = "default", .name = "convctl"};
+	int ch;
+	/* "+": the global flags end at the command, whose own flags its parser reads */
+	while ((ch = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd': c.data = optarg; break;
+		case 'u': c.url = optarg; break;
+		case 't': c.token = optarg; break;
+		case 'T': c.tenant = optarg; break;
+		case 'j': c.json = true; break;
+		case 'h': fputs(usage, stdout); return CTL_OK;
+		default: fputs(usage, stderr); return CTL_USAGE;
 		}
 	}
-	if (optind + 3 == argc && strcmp(argv[optind], "keygen") == 0)
-		return cmd_keygen(argv[optind + 1], argv[optind + 2]);
-	if (optind != argc - 1) {
+	if (optind >= argc) {
+		fputs("convctl: no command\n", stderr);
 		fputs(usage, stderr);
-		return 2;
+		return CTL_USAGE;
 	}
 	const char *cmd = argv[optind];
-	static const struct {
-		const char *name;
-		int (*run)(cs_store *, bool);
-		bool writes;
-	} cmds[] = {
-	    {"init", cmd_init, true}, {"stats", cmd_stats, false}, {"verify", cmd_verify, false}};
-	size_t n_cmds = sizeof(cmds) / sizeof(cmds[0]), i = 0;
-	while (i < n_cmds && strcmp(cmd, cmds[i].name) != 0)
-		i++;
-	int (*run)(cs_store *, bool) = i < n_cmds ? cmds[i].run : NULL;
-	if (!run) {
-		fprintf(stderr, "convctl: unknown command \"%s\"\n%s", cmd, usage);
-		return 2;
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(cmd, cmds[i].name) == 0) {
+			c.name = cmds[i].name;
+			return cmds[i].run(&c, argc - optind, argv + optind);
+		}
 	}
-	cs_store *s;
-	cs_error err = CS_ERROR_INIT;
-	cs_store_options o = CS_STORE_OPTIONS_INIT;
-	o.path = data;
-	o.read_only = !cmds[i].writes;
-	if (cs_store_open(&s, &o, &err)) {
-		fprintf(stderr, "convctl: %s: %s\n", data, err.msg);
-		return 1;
-	}
-	int rc = run(s, json);
-	cs_store_close(s);
-	return rc;
+	fprintf(stderr, "convctl: unknown command \"%s\"\n%s", cmd, usage);
+	return CTL_USAGE;
 }

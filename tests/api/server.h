@@ -6,8 +6,8 @@
  * under /tmp and --no-sync, reads "listening on 127.0.0.1:PORT" from its stdout and connects a
  * client; the server's log goes to <dir>/log. srv_stop() sends SIGTERM to that pid only and
  * returns the exit status (0 when it drained and closed cleanly); srv_kill() sends SIGKILL.
- * srv_launch() can start a durable server (no --no-sync) for the crash tests. Header-only; include
- * it once per test executable, after check.h.
+ * srv_launch() can start a durable server (no --no-sync) for the crash tests. Header-only;
+ * include it once per test executable, after check.h (srv_keygen() checks what it does).
  */
 #ifndef CONVSTORE_TESTS_API_SERVER_H
 #define CONVSTORE_TESTS_API_SERVER_H
@@ -168,6 +168,37 @@ static inline int srv_json(srv *s, json_t **out, const char *method, const char 
 		*out = r.body ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
 	httpc_response_free(&r);
 	return status;
+}
+
+/* A request with an optional bearer token @tok and JSON @body; the status, @out (optional) the
+ * parsed body (json_decref it). */
+static inline int srv_call(srv *s, const char *tok, const char *method, const char *path,
+			   const char *body, json_t **out)
+{
+	char headers[256];
+	snprintf(headers, sizeof(headers), "%s%s%s%s", body ? JSON_HDR : "",
+		 tok ? "Authorization: Bearer " : "", tok ? tok : "", tok ? "\r\n" : "");
+	httpc_response r = srv_req(s, method, path, headers, body);
+	if (out)
+		*out = r.body ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
+	int status = r.status;
+	httpc_response_free(&r);
+	return status;
+}
+
+/* Run convstored --keygen; the token into @tok (80 bytes), the key-file line appended to @keys. */
+static inline void srv_keygen(char *tok, FILE *keys, const char *tenant, const char *role)
+{
+	char cmd[512], line[256];
+	snprintf(cmd, sizeof(cmd), "%s --keygen '%s' %s", getenv("CONVSTORED"), tenant, role);
+	FILE *p = popen(cmd, "r");
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	CHECK(fgets(line, sizeof(line), p) && sscanf(line, "token: %79s", tok) == 1);
+	CHECK(fgets(line, sizeof(line), p) != NULL);
+	fputs(line, keys);
+	CHECK_EQ_INT(pclose(p), 0);
 }
 
 /* printf into a static buffer (one at a time): paths and bodies of tests. */

@@ -5,46 +5,26 @@
  *   - a role too weak is 403, decided before the conversation is looked at (also for ids that
  *     do not exist);
  *   - another tenant's conversation is 404 exactly like a missing one, ids are per tenant, and
- *     feeds show only the tenant's own events;
+ *     feeds (pages, long polls and both SSE streams) show only the tenant's own events;
  *   - the operator reads /metrics and nothing else, and its tokens and cost by model sum every
  *     tenant's (the key file names 70 other tenants first: no tenant count is too many);
  *   - without a key file a non-loopback address is refused, and --no-sync must be spelled out.
  */
+#include <ctype.h>
+
 #include "../check.h"
 #include "server.h"
+#include "sse.h"
 
 static srv S;
 static char tok_a_append[80], tok_a_read[80], tok_b_admin[80], tok_op[80];
 
 #define EV "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"hi\"}}]}"
 
-/* Run convstored --keygen; the token into @tok, the key-file line appended to @keys. */
-static void keygen(char *tok, FILE *keys, const char *tenant, const char *role)
-{
-	char cmd[512], line[256];
-	snprintf(cmd, sizeof(cmd), "%s --keygen '%s' %s", getenv("CONVSTORED"), tenant, role);
-	FILE *p = popen(cmd, "r");
-	CHECK(p != NULL);
-	if (!p)
-		return;
-	CHECK(fgets(line, sizeof(line), p) && sscanf(line, "token: %79s", tok) == 1);
-	CHECK(fgets(line, sizeof(line), p) != NULL);
-	fputs(line, keys);
-	CHECK_EQ_INT(pclose(p), 0);
-}
-
 static int call(const char *tok, const char *method, const char *path, const char *body,
 		json_t **out)
 {
-	char headers[256];
-	snprintf(headers, sizeof(headers), "%s%s%s%s", body ? JSON_HDR : "",
-		 tok ? "Authorization: Bearer " : "", tok ? tok : "", tok ? "\r\n" : "");
-	httpc_response r = srv_req(&S, method, path, headers, body);
-	if (out)
-		*out = r.body ? json_loadb(r.body, r.body_len, 0, NULL) : NULL;
-	int status = r.status;
-	httpc_response_free(&r);
-	return status;
+	return srv_call(&S, tok, method, path, body, out);
 }
 
 static void test_unauthenticated(void)
@@ -112,6 +92,33 @@ static void test_tenants(void)
 	CHECK_EQ_INT(call(tok_b_admin, "GET", "/v1/events?limit=1000", NULL, &b), 200);
 	CHECK_EQ_INT(json_array_size(json_object_get(b, "events")), 1);
 	json_decref(b);
+	/* the streams too: A's global stream from 0 has A's two events; B's c1 stream has B's one,
+	 * and a live stream of B's wakes for B's append only */
+	static sse_client a, bc, blive;
+	char auth[160];
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", tok_a_read);
+	CHECK_EQ_INT(sse_open(&a, S.port, "/v1/events/stream?after_position=0", auth), 0);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", tok_b_admin);
+	CHECK_EQ_INT(
+	    sse_open(&bc, S.port, "/v1/conversations/c1/events/stream?after_position=0", auth), 0);
+	CHECK_EQ_INT(sse_open(&blive, S.port, "/v1/events/stream", auth), 0);
+	for (int i = 0; i < 10; i++)
+		sse_pump(&a, 20), sse_pump(&bc, 20), sse_pump(&blive, 20);
+	CHECK_EQ_INT(call(tok_a_append, "POST", "/v1/conversations/c1/events", EV, NULL), 201);
+	CHECK_EQ_INT(call(tok_b_admin, "POST", "/v1/conversations/b-only/events", EV, NULL), 201);
+	for (int i = 0; i < 10; i++)
+		sse_pump(&a, 20), sse_pump(&bc, 20), sse_pump(&blive, 20);
+	CHECK_EQ_INT(a.status, 200);
+	CHECK_EQ_INT(a.last_id, 4); /* A's: positions 1 and 3 (B's c1 is 2), then 4 */
+	CHECK_EQ_INT(a.events, 3);
+	CHECK_EQ_INT(bc.last_id, 2);
+	CHECK_EQ_INT(bc.events, 1);
+	CHECK_EQ_INT(blive.events, 1);
+	CHECK_EQ_INT(blive.last_id, 5);
+	CHECK(!a.data || !strstr(a.data, "b-only"));
+	sse_close(&a);
+	sse_close(&bc);
+	sse_close(&blive);
 	CHECK_EQ_INT(call(tok_b_admin, "DELETE", "/v1/conversations/c1", NULL, NULL), 204);
 	CHECK_EQ_INT(call(tok_a_read, "GET", "/v1/conversations/c1/events", NULL, NULL), 200);
 }
@@ -159,10 +166,10 @@ int main(void)
 	fputs("# test keys\n\n", f);
 	for (unsigned i = 0; i < 70; i++) /* tenants with keys nobody holds */
 		fprintf(f, "%064x filler-%u read\n", i, i);
-	keygen(tok_a_append, f, "tenant-a", "append");
-	keygen(tok_a_read, f, "tenant-a", "read");
-	keygen(tok_b_admin, f, "tenant-b", "admin");
-	keygen(tok_op, f, "*", "operator");
+	srv_keygen(tok_a_append, f, "tenant-a", "append");
+	srv_keygen(tok_a_read, f, "tenant-a", "read");
+	srv_keygen(tok_b_admin, f, "tenant-b", "admin");
+	srv_keygen(tok_op, f, "*", "operator");
 	fclose(f);
 	const char *args[] = {"--keys", keys, NULL};
 	srv_start(&S, args);

@@ -1,15 +1,11 @@
 /*
- * tests/store/corpus.h - the tau-bench airline corpus as convstore events, the one mapping every
- * corpus test (and tools/bench_read) uses:
- *
- *     system / user          -> message {role, content}
- *     assistant              -> model_response {model "gpt-4o", content (unset when null),
- *                               tool_calls [{id, name, arguments}]}
- *     tool                   -> tool_result {call_id = tool_call_id, name, output = content}
+ * tests/store/corpus.h - the tau-bench airline corpus as convstore events, for every corpus test
+ * (and tools/bench_read), mapped by tools/openai.c (the mapping `convctl import-openai` uses,
+ * with model "gpt-4o" for assistant messages).
  *
  * The file is $CONVSTORE_CORPUS/tau-bench/gpt-4o-airline.conversations.jsonl: one JSON object a
- * line with `messages` in OpenAI chat format. Each conversation keeps its parsed JSON (which owns
- * every string the events point to); events come from the caller's ev_arena.
+ * line with `messages` in OpenAI chat format. Each conversation keeps its parsed JSON and owns
+ * its events (corpus_free frees both).
  */
 #ifndef CONVSTORE_TESTS_STORE_CORPUS_H
 #define CONVSTORE_TESTS_STORE_CORPUS_H
@@ -20,13 +16,14 @@
 #include <string.h>
 
 #include "events.h"
+#include "openai.h"
 
 #define CORPUS_MAX_CONVS    256
 #define CORPUS_MAX_MESSAGES 128
 #define CORPUS_FILE	    "tau-bench/gpt-4o-airline.conversations.jsonl"
 
 typedef struct corpus_conv {
-	json_t *root;		/* owns every string the events point to */
+	json_t *root;		/* the parsed line */
 	const json_t *messages; /* the original `messages` array (borrowed from root) */
 	Convstore__V1__Event *events[CORPUS_MAX_MESSAGES];
 	size_t n;
@@ -44,31 +41,16 @@ static inline const char *corpus_str(const json_t *o, const char *key)
 	return json_string_value(json_object_get(o, key));
 }
 
-/* One OpenAI chat message as an event; NULL when it cannot be mapped. */
-static inline Convstore__V1__Event *corpus_map_message(ev_arena *a, const json_t *m, corpus_conv *c)
+/* One OpenAI chat message as an event (tools/openai.c, owned by @c's conversation and freed by
+ * corpus_free); NULL when it cannot be mapped. */
+static inline Convstore__V1__Event *corpus_map_message(const json_t *m, corpus_conv *c)
 {
-	const char *role = corpus_str(m, "role");
-	const char *content = corpus_str(m, "content");
-	if (!role)
+	Convstore__V1__Event *ev = NULL;
+	cs_error err = CS_ERROR_INIT;
+	if (cs_openai_event(&ev, m, "gpt-4o", NULL, &err) != CS_OK)
 		return NULL;
-	if (!strcmp(role, "system") || !strcmp(role, "user"))
-		return ev_message(a, NULL, role, content);
-	if (!strcmp(role, "tool"))
-		return ev_tool_result(a, NULL, corpus_str(m, "tool_call_id"), corpus_str(m, "name"),
-				      content);
-	if (strcmp(role, "assistant") != 0)
-		return NULL;
-	Convstore__V1__Event *ev = ev_model_response(a, NULL, "gpt-4o", content);
-	const json_t *calls = json_object_get(m, "tool_calls");
-	size_t i;
-	const json_t *call;
-	json_array_foreach(calls, i, call)
-	{
-		const json_t *fn = json_object_get(call, "function");
-		ev_add_tool_call(a, ev, corpus_str(call, "id"), corpus_str(fn, "name"),
-				 corpus_str(fn, "arguments"));
-		c->tool_calls++;
-	}
+	if (ev->payload_case == CONVSTORE__V1__EVENT__PAYLOAD_MODEL_RESPONSE)
+		c->tool_calls += ev->model_response->n_tool_calls;
 	return ev;
 }
 
@@ -95,8 +77,8 @@ static inline size_t corpus_unanswered(const corpus_conv *c)
 }
 
 /* Map one line of the file into @c; false (with a message) when it is not a conversation. */
-static inline bool corpus_parse_line(ev_arena *a, corpus_conv *c, const char *line,
-				     const char *where, size_t lineno)
+static inline bool corpus_parse_line(corpus_conv *c, const char *line, const char *where,
+				     size_t lineno)
 {
 	json_error_t jerr = {0};
 	c->root = json_loads(line, 0, &jerr);
@@ -109,8 +91,9 @@ static inline bool corpus_parse_line(ev_arena *a, corpus_conv *c, const char *li
 	const json_t *m;
 	json_array_foreach(c->messages, i, m)
 	{
-		c->events[i] = corpus_map_message(a, m, c);
+		c->events[i] = corpus_map_message(m, c);
 		if (!c->events[i]) {
+			c->n = i; /* corpus_free frees those mapped */
 			fprintf(stderr, "%s:%zu: message %zu cannot be mapped\n", where, lineno, i);
 			return false;
 		}
@@ -138,7 +121,7 @@ static inline int corpus_load(corpus *out, ev_arena *a, const char *root)
 	int rc = 1;
 	while (getline(&line, &cap, f) > 0 && out->n_convs < CORPUS_MAX_CONVS) {
 		corpus_conv *c = &out->convs[out->n_convs++];
-		if (!corpus_parse_line(a, c, line, path, out->n_convs)) {
+		if (!corpus_parse_line(c, line, path, out->n_convs)) {
 			rc = -1;
 			break;
 		}
@@ -151,8 +134,11 @@ static inline int corpus_load(corpus *out, ev_arena *a, const char *root)
 
 static inline void corpus_free(corpus *c)
 {
-	for (size_t k = 0; k < c->n_convs; k++)
+	for (size_t k = 0; k < c->n_convs; k++) {
 		json_decref(c->convs[k].root);
+		for (size_t i = 0; i < c->convs[k].n; i++)
+			protobuf_c_message_free_unpacked(&c->convs[k].events[i]->base, NULL);
+	}
 	c->n_convs = 0;
 }
 

@@ -4,20 +4,13 @@
 # $1 is the convctl binary.
 set -u
 convctl=$1
-dir=$(mktemp -d /tmp/convctl-test.XXXXXX) || exit 1
-trap 'rm -rf "$dir"' EXIT
-fail=0
-expect() { # expect WHAT GOT WANT
-	if [ "$2" != "$3" ]; then
-		echo "FAIL $1: got [$2], want [$3]"
-		fail=1
-	fi
-}
+# shellcheck source=tests/tools/expect.sh
+. "$(dirname "$0")/expect.sh"
 
 "$convctl" --data "$dir/none" stats 2>"$dir/err"
 expect "stats without a store exit" $? 1
 [ ! -e "$dir/none" ] || { echo "FAIL stats created a store"; fail=1; }
-grep -q "convctl: $dir/none: open: No such file or directory" "$dir/err" ||
+grep -q "convctl: stats: $dir/none: open: No such file or directory" "$dir/err" ||
 	{ echo "FAIL no message for a missing store: $(cat "$dir/err")"; fail=1; }
 
 out=$("$convctl" --data "$dir/s" init)
@@ -61,5 +54,5 @@ set +f
 echo "not a store" >"$dir/file"
 "$convctl" --data "$dir/file" stats 2>"$dir/err"
 expect "not a folder exit" $? 1
-grep -q "convctl: $dir/file" "$dir/err" || { echo "FAIL no message for a bad folder"; fail=1; }
+grep -q "convctl: stats: $dir/file" "$dir/err" || { echo "FAIL no message for a bad folder"; fail=1; }
 exit $fail

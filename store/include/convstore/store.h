@@ -188,12 +188,26 @@ int cs_store_read_feed(cs_event_page *out, cs_store *store, const char *tenant,
 		       uint64_t after_position, size_t limit, cs_error *err);
 
 /**
+ * Read one conversation's own events (a fork's, not its parent's) with a position greater than
+ * @after_position, in order: the feed of one conversation, found through its index rather than
+ * by scanning the log. out->next is where to continue: the position of the last event
+ * returned; but when the read reached the conversation's end, the last position of the whole
+ * log as of the read, since every event of this conversation up to there has been returned.
+ * @return as cs_store_read_stream().
+ */
+int cs_store_read_conv_feed(cs_event_page *out, cs_store *store, const char *tenant,
+			    const char *conversation_id, uint64_t after_position, size_t limit,
+			    cs_error *err);
+
+/**
  * The head of one conversation (version, status, timestamps, pending tool calls, usage,
  * counts...). @out is owned by the caller: protobuf_c_message_free_unpacked(&(*out)->base,
  * NULL). CS_ENOTFOUND when the conversation does not exist.
  */
 int cs_store_head(Convstore__V1__Head **out, cs_store *store, const char *tenant,
 		  const char *conversation_id, cs_error *err);
+
+#define CS_STATS_DBS 16
 
 typedef struct cs_store_stats {
 	uint64_t events;	/* records in the event log */
@@ -204,6 +218,12 @@ typedef struct cs_store_stats {
 	uint64_t commits;	/* write transactions committed by this process */
 	uint64_t appends;	/* append requests committed by this process */
 	uint64_t map_grows;	/* times this process grew the map */
+	struct {
+		const char *name; /* static: "events", "streams", ... */
+		uint64_t entries;
+		uint64_t pages; /* branch, leaf and overflow pages */
+	} dbs[CS_STATS_DBS];	/* each LMDB database of the store */
+	size_t n_dbs;
 } cs_store_stats;
 
 int cs_store_stats_get(cs_store_stats *out, cs_store *store, cs_error *err);
@@ -223,6 +243,62 @@ typedef struct cs_verify_report {
  *         them, err describes the first with its position); CS_EIO, CS_ENOMEM.
  */
 int cs_store_verify(cs_verify_report *out, cs_store *store, cs_error *err);
+
+/* Told of one problem verify found: the position it concerns (0: not one record's) and what. */
+typedef void (*cs_verify_fn)(void *ctx, uint64_t position, const char *problem);
+/* Told how far a long call is: @done steps of about @total (done may pass total a little). */
+typedef void (*cs_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+typedef struct cs_verify_hooks {
+	cs_verify_fn problem;	 /* every problem as it is found (optional) */
+	cs_progress_fn progress; /* every 4,096 records (optional); total = 2 x events */
+	void *ctx;		 /* given to both */
+} cs_verify_hooks;
+
+/** cs_store_verify() with @hooks (NULL: none), called from the calling thread. */
+int cs_store_verify_each(cs_verify_report *out, cs_store *store, const cs_verify_hooks *hooks,
+			 cs_error *err);
+
+/* ==== Applying events that already have versions (import, followers) ==================== */
+
+typedef struct cs_apply_result {
+	uint64_t applied;	 /* events stored by this call */
+	uint64_t skipped;	 /* events already stored (the same event at that version) */
+	uint64_t first_position; /* positions given to the first and last event stored; 0: none */
+	uint64_t last_position;
+} cs_apply_result;
+
+/**
+ * Store events that already carry their conversation, version and recorded_at (read back from
+ * another store: `convctl import`, or a follower): each is checked and folded exactly as an
+ * append of it would be, with the same inline views in the same group commit, but it keeps its
+ * version, its recorded_at and its id, and its position while that is ahead of this store's last
+ * one (otherwise it gets the next free one). Applied in their original order to an empty store,
+ * a store's events get back every position and every view exactly.
+ *
+ * @events are grouped in runs of consecutive events of one conversation (tenant and
+ * conversation_id set), each run with consecutive versions; a run that starts a fork begins with
+ * its conversation_forked event (version parent_version + 1), after the parent's events up to
+ * the fork point. Each run (split every max_request_events) is one atomic request; the runs of one
+ * call are queued together, so a group commit takes them in one transaction.
+ *
+ * Idempotent: an event whose version is already stored is skipped when the stored one is the
+ * same event (id, recorded_at and content), so applying the same events twice changes nothing.
+ * Applied events' ids are all indexed (a client may retry any of them later).
+ *
+ * @param[out] out  optional: counts and positions, of the runs before the first failure
+ * @return CS_OK
+ *         CS_EINVAL     an event is invalid (err->index names it in @events): the append rules,
+ *                       a missing tenant, conversation, version, recorded_at or id, versions
+ *                       that do not follow one another, a conversation_deleted event
+ *         CS_ECONFLICT  a different event is stored at that version, or a run does not continue
+ *                       its conversation (a gap, or a fork whose parent is not there yet)
+ *         CS_EGONE      the conversation was erased; as cs_store_append() otherwise.
+ *         A failed run stores nothing; other runs of the same call may have been stored (apply
+ *         them again: those are skipped).
+ */
+int cs_store_apply(cs_apply_result *out, cs_store *store, Convstore__V1__Event *const *events,
+		   size_t n, cs_error *err);
 
 /* ==== Conversations: the operations whose events the server writes ========================
  *
@@ -397,6 +473,20 @@ typedef struct cs_rebuild_report {
  * is left as it was. Erase and the retention sweep are single transactions too.
  */
 int cs_store_rebuild(cs_rebuild_report *out, cs_store *store, cs_error *err);
+
+/** cs_store_rebuild() telling @fn (from the store's writer thread, while the caller waits) how
+ * far it is every 4,096 events folded, of about twice the events (a check pass, then the
+ * rebuild). */
+int cs_store_rebuild_each(cs_rebuild_report *out, cs_store *store, cs_progress_fn fn, void *ctx,
+			  cs_error *err);
+
+/**
+ * Write a compacted copy of the store (free pages left out, records in key order) into the new
+ * folder @path, from one read snapshot: appends may go on meanwhile and are not in the copy.
+ * The copy opens as a store of its own. Works on a store opened read-only.
+ * @return CS_OK; CS_EINVAL (@path exists); CS_EFULL, CS_EIO (nothing is left at @path).
+ */
+int cs_store_copy(cs_store *store, const char *path, cs_error *err);
 
 /** Generate a random UUID v4 in @out (37 bytes with the NUL). */
 int cs_uuid_v4(char out[37], cs_error *err);
