@@ -582,12 +582,17 @@ static int enc_enum(json_t **out, struct enc *e, const ProtobufCEnumDescriptor *
 	return made(out, e, json_integer(v));
 }
 
+bool cs_timestamp_valid(int64_t seconds, int32_t nanos)
+{
+	return seconds >= TS_MIN && seconds <= TS_MAX && nanos >= 0 && nanos <= 999999999;
+}
+
 static int enc_timestamp(json_t **out, struct enc *e, const ProtobufCMessage *m)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
 	int64_t secs = *(const int64_t *)field_at(m, d->fields[0].offset);
 	int32_t nanos = *(const int32_t *)field_at(m, d->fields[1].offset);
-	if (secs < TS_MIN || secs > TS_MAX || nanos < 0 || nanos > 999999999)
+	if (!cs_timestamp_valid(secs, nanos))
 		return fail(e->err, CS_EINVAL, &e->path,
 			    "timestamp out of range (seconds %" PRId64 ", nanos %" PRId32 ")", secs,
 			    nanos);
@@ -599,8 +604,10 @@ static int enc_timestamp(json_t **out, struct enc *e, const ProtobufCMessage *m)
 static int enc_json_value(json_t **out, struct enc *e, const ProtobufCMessage *m)
 {
 	const char *text = *(char *const *)field_at(m, m->descriptor->fields[0].offset);
+	/* No text (only binary input can send that, and cs_pb_check_text lets it through) is no
+	 * value: null, as for an element that is not there at all (enc_absent). */
 	if (!text || !*text)
-		return fail(e->err, CS_ECORRUPT, &e->path, "json value is empty");
+		return made(out, e, json_null());
 	json_error_t je;
 	json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 	if (v) {

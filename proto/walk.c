@@ -14,7 +14,8 @@
  *
  * A JsonValue's text must parse as one JSON value (it is written out as JSON, so text that does
  * not parse would turn a stored event into one that can never be shown), and its nesting counts
- * towards the depth cap. Bytes fields and unknown fields are not checked.
+ * towards the depth cap. For the same reason a Timestamp must be one the JSON form can write
+ * (cs_timestamp_valid). Bytes fields and unknown fields are not checked.
  */
 #include "convstore/pbjson.h"
 #include "path.h"
@@ -285,6 +286,12 @@ static int walk_message(struct walk *w, const ProtobufCMessage *m)
 		int rc = check_json_value(w, m);
 		w->depth--;
 		return rc;
+	}
+	if (d == &convstore__v1__timestamp__descriptor) {
+		const Convstore__V1__Timestamp *t = (const Convstore__V1__Timestamp *)m;
+		w->depth--;
+		return cs_timestamp_valid(t->seconds, t->nanos) ? CS_OK
+								: bad(w, "timestamp out of range");
 	}
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];

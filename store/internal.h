@@ -461,6 +461,13 @@ int cs_retain_sync(MDB_txn *txn, cs_store *s, const cs_key *stream, const Convst
 int cs_summary_of(Convstore__V1__ConversationState **out, const Convstore__V1__Head *h,
 		  cs_error *err);
 
+/* ---- list.c ------------------------------------------------------------------------------ */
+
+/* A list cursor (list.c shows its bytes): the listing's start P0 and where the page stopped. */
+void cs_list_cursor_encode(char out[CS_CURSOR_MAX], uint64_t p0, uint64_t c);
+/* CS_EINVAL for anything cs_list_cursor_encode() did not write (or with C above P0 + 1). */
+int cs_list_cursor_decode(uint64_t *p0, uint64_t *c, const char *s, cs_error *err);
+
 /* ---- tally.c ----------------------------------------------------------------------------- */
 
 typedef struct cs_tally_entry {

@@ -45,7 +45,7 @@ static uint32_t check_of(const unsigned char *b, size_t n)
 	return h;
 }
 
-static void cursor_encode(char out[CS_CURSOR_MAX], uint64_t p0, uint64_t c)
+void cs_list_cursor_encode(char out[CS_CURSOR_MAX], uint64_t p0, uint64_t c)
 {
 	unsigned char b[CURSOR_BYTES];
 	b[0] = 1;
@@ -61,7 +61,7 @@ static void cursor_encode(char out[CS_CURSOR_MAX], uint64_t p0, uint64_t c)
 	out[o] = 0;
 }
 
-static int cursor_decode(uint64_t *p0, uint64_t *c, const char *s, cs_error *err)
+int cs_list_cursor_decode(uint64_t *p0, uint64_t *c, const char *s, cs_error *err)
 {
 	unsigned char b[CURSOR_BYTES];
 	if (strlen(s) != CURSOR_BYTES / 3 * 4)
@@ -83,7 +83,7 @@ static int cursor_decode(uint64_t *p0, uint64_t *c, const char *s, cs_error *err
 		return cs_error_set(err, CS_EINVAL, "cursor \"%.40s\" is not one we gave", s);
 	*p0 = cs_get_be64(b + 1);
 	*c = cs_get_be64(b + 9);
-	if (*c > *p0 + 1)
+	if (*c > *p0 && *c - *p0 > 1) /* C <= P0 + 1, which would wrap at UINT64_MAX */
 		return cs_error_set(err, CS_EINVAL, "cursor \"%.40s\" is not one we gave", s);
 	return CS_OK;
 }
@@ -358,7 +358,7 @@ static int list_txn(Convstore__V1__ConversationList *page, lister *l, size_t lim
 	mdb_cursor_close(l->cur);
 	if (!rc && stop) {
 		char next[CS_CURSOR_MAX];
-		cursor_encode(next, l->p0, stop);
+		cs_list_cursor_encode(next, l->p0, stop);
 		page->next_cursor = strdup(next);
 		page->next_cursor_opt_case =
 		    CONVSTORE__V1__CONVERSATION_LIST__NEXT_CURSOR_OPT_NEXT_CURSOR;
@@ -378,7 +378,7 @@ int cs_store_list(Convstore__V1__ConversationList **out, cs_store *s, const char
 	int rc = check_query(q, &limit, err);
 	lister l = {.s = s, .tenant = tenant, .q = q};
 	if (!rc && q->cursor && *q->cursor)
-		rc = cursor_decode(&l.p0, &l.c, q->cursor, err);
+		rc = cs_list_cursor_decode(&l.p0, &l.c, q->cursor, err);
 	if (rc)
 		return rc;
 	l.prefix.len = 0;

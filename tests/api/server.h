@@ -5,8 +5,9 @@
  * srv_start() runs $CONVSTORED (set by tests/api/meson.build) with --port 0, a fresh data folder
  * under /tmp and --no-sync, reads "listening on 127.0.0.1:PORT" from its stdout and connects a
  * client; the server's log goes to <dir>/log. srv_stop() sends SIGTERM to that pid only and
- * returns the exit status (0 when it drained and closed cleanly). Header-only; include it once
- * per test executable, after check.h (srv_keygen() checks what it does).
+ * returns the exit status (0 when it drained and closed cleanly); srv_kill() sends SIGKILL.
+ * srv_launch() can start a durable server (no --no-sync) for the crash tests. Header-only;
+ * include it once per test executable, after check.h (srv_keygen() checks what it does).
  */
 #ifndef CONVSTORE_TESTS_API_SERVER_H
 #define CONVSTORE_TESTS_API_SERVER_H
@@ -16,6 +17,7 @@
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,9 +56,10 @@ static inline unsigned srv_read_port(int fd)
 
 /*
  * Start convstored with extra flags (NULL-terminated, may be NULL). @dir: "" for a new temp
- * folder (kept in s->dir), or an existing one to reuse (a restart). Exits 1 when it cannot.
+ * folder (kept in s->dir), or an existing one to reuse (a restart). @durable: the server's
+ * default fsync on every commit (crash tests); otherwise --no-sync. Exits 1 when it cannot.
  */
-static inline void srv_start_in(srv *s, const char *dir, const char *const *extra)
+static inline void srv_launch(srv *s, const char *dir, const char *const *extra, bool durable)
 {
 	const char *exe = getenv("CONVSTORED");
 	if (!exe) {
@@ -76,7 +79,7 @@ static inline void srv_start_in(srv *s, const char *dir, const char *const *extr
 	snprintf(data, sizeof(data), "%s/data", s->dir);
 	snprintf(log, sizeof(log), "%s/log", s->dir);
 	const char *argv[32] = {exe, "--port", "0", "--data", data, "--no-sync"};
-	size_t argc = 6;
+	size_t argc = durable ? 5 : 6;
 	for (size_t i = 0; extra && extra[i] && argc < 31; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
@@ -105,6 +108,11 @@ static inline void srv_start_in(srv *s, const char *dir, const char *const *extr
 	httpc_init(&s->c, "127.0.0.1", s->port);
 }
 
+static inline void srv_start_in(srv *s, const char *dir, const char *const *extra)
+{
+	srv_launch(s, dir, extra, false);
+}
+
 static inline void srv_start(srv *s, const char *const *extra)
 {
 	srv_start_in(s, NULL, extra);
@@ -119,6 +127,14 @@ static inline int srv_stop_keep(srv *s)
 	if (waitpid(s->pid, &status, 0) != s->pid)
 		return -1;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* SIGKILL, as a crash would: nothing is drained or closed. Keeps the folder. */
+static inline void srv_kill(srv *s)
+{
+	httpc_close(&s->c);
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, NULL, 0);
 }
 
 /* Stop and remove the folder. */

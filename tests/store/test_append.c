@@ -552,6 +552,15 @@ static void test_utf8(void)
 	static const unsigned char raw[] = {0xff, 0xfe, 0x00, 0xc0};
 	cs_append_result r = OK("u8", CS_ANY_VERSION, ev_extension(&A, NULL, "blob", raw, 4));
 	CHECK_EQ_UINT(r.first_version, 3);
+
+	/* an occurred_at no RFC 3339 string can show: stored, it made every JSON read of the
+	 * conversation fail (found by tests/fuzz/fuzz_event) */
+	Convstore__V1__Event *late = user("x");
+	late->occurred_at = ev_timestamp(&A, 253402300800LL, 0);
+	bad_event_at("occurred_at after 9999", "u8", late, 1);
+	Convstore__V1__Event *nanos = user("x");
+	nanos->occurred_at = ev_timestamp(&A, 0, 1000000000);
+	bad_event_at("occurred_at nanos", "u8", nanos, 0);
 }
 
 static void test_event_ids(void)

@@ -1,8 +1,8 @@
 /*
  * test_diskfull.c - a disk that is really full gives CS_EFULL and leaves the store intact.
  *
- * The store goes on a 4 MiB tmpfs mounted by the test in a mount namespace of its own (so the
- * mount cannot outlive the test, whatever happens to it), next to a 512 KiB filler file. Durable
+ * The store goes on a 4 MiB tmpfs mounted by the test in a mount namespace of its own
+ * (tests/tmpfs.h: the mount cannot outlive the test), next to a 512 KiB filler file. Durable
  * appends of ~32 KiB events go in until one fails. Then:
  *  - the failing append returned CS_EFULL (not CS_EIO, not a crash) and stored nothing: stats
  *    and the head are what they were before it;
@@ -11,12 +11,8 @@
  *    reopens intact.
  * Needs root (mount): exits 77 (skipped) without it.
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <sched.h>
-#include <sys/mount.h>
-
 #include "../check.h"
+#include "../tmpfs.h"
 #include "events.h"
 #include "fixture.h"
 
@@ -29,41 +25,20 @@
 
 static char dir[PATH_MAX], store_dir[PATH_MAX + 8], filler[PATH_MAX + 8];
 
-/* A private tmpfs at dir, or false when this process may not mount. */
+/* A private tmpfs at dir (tests/tmpfs.h), or false when this process may not mount. */
 static bool mount_small_fs(void)
 {
-	if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0)
+	snprintf(dir, sizeof(dir), "/tmp/convstore-diskfull-XXXXXX");
+	if (!tmpfs_mount(dir, FS_SIZE))
 		return false;
-	/* Only the propagation changes: source and type are ignored (named for valgrind). */
-	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0)
-		return false;
-	fx_tmpdir(dir, "diskfull");
-	if (mount("tmpfs", dir, "tmpfs", 0, FS_SIZE) != 0) {
-		rmdir(dir);
-		return false;
-	}
 	snprintf(store_dir, sizeof(store_dir), "%s/s", dir);
 	snprintf(filler, sizeof(filler), "%s/filler", dir);
 	return true;
 }
 
-static bool write_filler(void)
-{
-	int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return false;
-	static char block[4096];
-	memset(block, 'f', sizeof(block));
-	size_t written = 0;
-	while (written < FILLER_BYTES && write(fd, block, sizeof(block)) == (ssize_t)sizeof(block))
-		written += sizeof(block);
-	close(fd);
-	return written == FILLER_BYTES;
-}
-
 static void test_disk_full(void)
 {
-	if (!CHECK(write_filler()))
+	if (!CHECK(tmpfs_fill(filler, FILLER_BYTES)))
 		return;
 	cs_store *s;
 	cs_error err = CS_ERROR_INIT;
@@ -136,7 +111,6 @@ int main(void)
 		return FX_SKIP;
 	}
 	CHECK_RUN(test_disk_full);
-	umount2(dir, MNT_DETACH);
-	rmdir(dir);
+	tmpfs_unmount(dir);
 	return check_finish();
 }

@@ -13,15 +13,21 @@
  *    return versions 3, 5, 6 as if nothing were missing), and a head ahead of both are found by
  *    verify;
  *  - with the original bytes put back, verify finds no problem again (the check is about the
- *    bytes, nothing else was touched).
+ *    bytes, nothing else was touched);
+ *  - a decompression bomb (8 MiB of zeros deflated to a few KiB, with a valid CRC) is refused
+ *    by a reader capped at 1 MiB before anything is inflated, and one that lies about its
+ *    inflated length stops at that length.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "../check.h"
 #include "events.h"
 #include "fixture.h"
+#include "internal.h"
 #include "lmdb_raw.h"
 
 #define T	 "t"
@@ -441,9 +447,69 @@ static void test_bad_id_entry(void)
 	intact_again(2);
 }
 
+/* A record of @raw_len zeros, deflated, whose header claims @claimed inflated bytes. */
+static unsigned char *bomb(size_t raw_len, uint32_t claimed, size_t *len)
+{
+	unsigned char *zeros = calloc(1, raw_len);
+	uLong bound = compressBound((uLong)raw_len);
+	unsigned char *rec = malloc(CS_RECORD_HEADER + bound);
+	z_stream z = {0};
+	*len = 0;
+	if (zeros && rec && deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) == Z_OK) {
+		z.next_in = zeros;
+		z.avail_in = (uInt)raw_len;
+		z.next_out = rec + CS_RECORD_HEADER;
+		z.avail_out = (uInt)bound;
+		if (deflate(&z, Z_FINISH) == Z_STREAM_END)
+			*len = CS_RECORD_HEADER + z.total_out;
+		deflateEnd(&z);
+	}
+	free(zeros);
+	if (!*len) {
+		free(rec);
+		return NULL;
+	}
+	rec[4] = 1; /* format */
+	rec[5] = 1; /* deflated */
+	cs_put_be32(rec + 6, claimed);
+	rec[10] = rec[11] = 0; /* no tail */
+	cs_put_be32(rec, (uint32_t)crc32(0, rec + 4, (uInt)(*len - 4)));
+	return rec;
+}
+
+static void test_inflate_capped(void)
+{
+	const size_t raw = 8u << 20, cap = 1u << 20;
+	size_t len;
+	unsigned char *rec = bomb(raw, (uint32_t)raw, &len);
+	if (!CHECK(rec))
+		return;
+	CHECK(len < raw / 100); /* a bomb: over 100x */
+	cs_record_view v;
+	cs_error err = CS_ERROR_INIT;
+	CHECK_EQ_INT(cs_record_open(&v, rec, len, cap, "bomb", &err), CS_ECORRUPT);
+	CHECK_STR_CONTAINS(err.msg, "exceeds the 1048576 cap");
+	CHECK(v.raw == NULL && v.raw_len == 0);
+	/* the same record under a cap it fits: it is well-formed, only too big */
+	if (CHECK_EQ_INT(cs_record_open(&v, rec, len, 2 * raw, "bomb", &err), CS_OK))
+		CHECK_EQ_UINT(v.raw_len, raw);
+	cs_record_view_deinit(&v);
+	free(rec);
+
+	/* a header that lies: inflating stops at the 1,000 bytes it claims */
+	rec = bomb(raw, 1000, &len);
+	if (!CHECK(rec))
+		return;
+	CHECK_EQ_INT(cs_record_open(&v, rec, len, cap, "liar", &err), CS_ECORRUPT);
+	CHECK_STR_CONTAINS(err.msg, "does not inflate to 1000 bytes");
+	CHECK(v.raw == NULL);
+	free(rec);
+}
+
 int main(void)
 {
 	fx_tmpdir(dir, "records");
+	CHECK_RUN(test_inflate_capped);
 	CHECK_RUN(test_setup_and_roundtrip);
 	if (pos[N_EVENTS]) {
 		CHECK_RUN(test_flipped_deflated);

@@ -31,8 +31,9 @@
  *   - JSON numbers go through Jansson, whose integers are long long: the literal number
  *     18446744073709551615 is a parse error; send large uint64 values as strings.
  *   - Reals print with Jansson's 17 significant digits: exact, but 0.1 reads 0.10000000000000001.
- *   - A singular JsonValue field whose text is "null" encodes as JSON null, which decodes as an
- *     absent field. In lists and map values null stays a JsonValue holding "null".
+ *   - A singular JsonValue field whose text is "null" or empty (binary input only) encodes as
+ *     JSON null, which decodes as an absent field. In lists and map values null stays a
+ *     JsonValue holding "null".
  *   - Unknown fields that protobuf-c kept from binary input are not written to JSON.
  *   - A JsonValue decoded from JSON holds Jansson's compact re-serialisation of the value, not
  *     the client's bytes: whitespace goes, and numbers take Jansson's spelling (1e3 -> 1000.0).
@@ -45,6 +46,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
@@ -63,8 +65,8 @@
  * @param[out] err  optional
  * @return CS_OK; CS_EINVAL for invalid UTF-8 in a string field or map key, a Timestamp out of
  *         range, or messages, lists and maps nested deeper than CS_JSON_MAX_DEPTH; CS_ECORRUPT
- *         for a JsonValue whose text is empty or does not parse; CS_ENOMEM. The message names
- *         the field path, e.g. "events[2].message.content: invalid utf-8".
+ *         for a JsonValue whose text does not parse (one with no text is null); CS_ENOMEM. The
+ * message names the field path, e.g. "events[2].message.content: invalid utf-8".
  */
 int cs_json_encode(json_t **out, const ProtobufCMessage *msg, cs_error *err);
 
@@ -119,15 +121,23 @@ int cs_json_decode_text(ProtobufCMessage **out, const ProtobufCMessageDescriptor
 
 /**
  * Check the text inside @msg: every string is valid UTF-8 (singular, repeated and oneof string
- * fields and map keys and values, recursively through sub-messages), and every JsonValue holds
- * one JSON value (or nothing) within CS_JSON_MAX_DEPTH. Binary protobuf input skips the JSON
- * decoder's checks, so the store calls this on every event it is given.
+ * fields and map keys and values, recursively through sub-messages), every JsonValue holds
+ * one JSON value (or nothing) within CS_JSON_MAX_DEPTH, and every Timestamp is one
+ * cs_timestamp_valid() accepts. Binary protobuf input skips the JSON decoder's checks, so the
+ * store calls this on every event it is given: what passes can always be encoded.
  *
- * @return CS_OK; CS_EINVAL naming the path of the first bad string
- *         ("events[0].metadata[\"k\"]: invalid utf-8", "extension.data: invalid json") or
- *         for messages nested deeper than CS_JSON_MAX_DEPTH.
+ * @return CS_OK; CS_EINVAL naming the path of the first bad value
+ *         ("events[0].metadata[\"k\"]: invalid utf-8", "extension.data: invalid json",
+ *         "occurred_at: timestamp out of range") or for messages nested deeper than
+ *         CS_JSON_MAX_DEPTH.
  */
 int cs_pb_check_text(const ProtobufCMessage *msg, cs_error *err);
+
+/**
+ * Whether a convstore.v1.Timestamp has an RFC 3339 form: 0001-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59.999999999Z, nanos 0 to 999,999,999 (the proto3 Timestamp range).
+ */
+bool cs_timestamp_valid(int64_t seconds, int32_t nanos);
 
 /**
  * Strict UTF-8: no overlong forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no
