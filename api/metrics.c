@@ -110,7 +110,7 @@ static void render_requests(FILE *f, cs_metrics *m)
 				"convstore_http_requests_total{route=\"%s\",method=\"%s\","
 				"status=\"",
 				route_label(r), route_method(r));
-			if (statuses[s])
+			if (s < CS_METRIC_STATUSES - 1 && statuses[s])
 				fprintf(f, "%u\"} %llu\n", statuses[s], n);
 			else
 				fprintf(f, "other\"} %llu\n", n);

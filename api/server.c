@@ -156,8 +156,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	uint64_t us = cs_us_since(&r->start);
-	if (!r->status)
-		r->status = 499; /* the client went away before an answer */
+	if (!r->status) { /* the client went away before an answer */
+		r->status = 499;
+		snprintf(r->error, sizeof(r->error), "the client closed the connection first");
+	}
 	cs_metrics_request(&r->srv->metrics, r->route, r->status, us);
 	cs_log_request(r, us);
 	for (size_t i = 0; i < r->n_params; i++) {
@@ -177,7 +179,7 @@ static size_t keep_escapes(void *cls, struct MHD_Connection *conn, char *s)
 	return strlen(s);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[400];
 	vsnprintf(msg, sizeof(msg), fmt, ap);

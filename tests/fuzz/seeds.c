@@ -1,7 +1,7 @@
 /*
  * tests/fuzz/seeds.c - writes the seed corpus of one fuzz target: `fuzz_seeds KIND DIR` with
- * KIND json, event, record or cursor. tests/fuzz/run.sh calls it before each run, into the
- * build folder; nothing it writes is committed.
+ * KIND json, event, record, cursor or http (whole requests). tests/fuzz/run.sh calls it before each
+ * run, into the build folder; nothing it writes is committed.
  *
  * Seeds are real inputs in each target's input format (fuzz.h: a selector byte, then bytes):
  *   - a handful of requests written here after the examples of API.md, one per payload type and
@@ -197,6 +197,83 @@ static void corpus_seeds(const char *kind, const char *dir)
 	globfree(&g);
 }
 
+/* Whole requests for fuzz_http: the input is sent as it is, so the selector byte is simply the
+ * request's first byte. */
+static void http_seed(const char *dir, const char *req)
+{
+	write_seed(dir, (uint8_t)req[0], req + 1, strlen(req) - 1);
+}
+
+static void http_seeds(const char *dir)
+{
+#define HOST "Host: fuzz\r\n"
+#define JSON "Content-Type: application/json\r\n"
+	static const char *const requests[] = {
+	    "GET /healthz HTTP/1.1\r\n" HOST "\r\n",
+	    "GET /v1/conversations?limit=5&status=active&metadata.team=a HTTP/1.1\r\n" HOST "\r\n",
+	    "POST /v1/conversations HTTP/1.1\r\n" HOST JSON "Content-Length: 29\r\n\r\n"
+	    "{\"id\":\"c1\",\"title\":\"Trip\"}",
+	    "POST /v1/conversations/c1/events HTTP/1.1\r\n" HOST JSON "If-Match: \"1\"\r\n"
+	    "Content-Length: 60\r\n\r\n"
+	    "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"hi\"}}]}",
+	    "POST /v1/conversations/c1/events HTTP/1.1\r\n" HOST JSON
+	    "Transfer-Encoding: chunked\r\n\r\n"
+	    "12\r\n{\"events\":[{\"tool_\r\n2d\r\ncall\":{\"id\":\"k\",\"name\":\"f\"}}]}"
+	    "\r\n0\r\n\r\n",
+	    "GET /v1/conversations/c1?at_version=1 HTTP/1.1\r\n" HOST
+	    "Accept-Encoding: gzip\r\nIf-None-Match: \"2\"\r\n\r\n",
+	    "GET /v1/conversations/c1/messages HTTP/1.1\r\n" HOST
+	    "Accept: application/x-protobuf\r\n\r\n",
+	    "GET /v1/conversations/c1/events?from_version=1&limit=2&direction=backward "
+	    "HTTP/1.1\r\n" HOST "\r\n",
+	    "PATCH /v1/conversations/c1 HTTP/1.1\r\n" HOST JSON "Content-Length: 22\r\n\r\n"
+	    "{\"status\":\"archived\"}",
+	    "POST /v1/conversations/c1/fork HTTP/1.1\r\n" HOST JSON "Content-Length: 32\r\n\r\n"
+	    "{\"at_version\":1,\"id\":\"c1-b\"}",
+	    "GET /v1/conversations/c1/forks HTTP/1.1\r\n" HOST "\r\n",
+	    "GET /v1/events?after_position=0&limit=3&wait_ms=50 HTTP/1.1\r\n" HOST "\r\n",
+	    "GET /v1/events/stream?types=message,tool_call HTTP/1.1\r\n" HOST
+	    "Last-Event-ID: 1\r\n\r\n",
+	    "GET /v1/conversations/c1/events/stream?after_position=0 HTTP/1.1\r\n" HOST "\r\n",
+	    "GET /v1/usage?group_by=model&from=2026-01-01 HTTP/1.1\r\n" HOST "\r\n",
+	    "DELETE /v1/conversations/c1-b?purge=true HTTP/1.1\r\n" HOST "\r\n",
+	    "GET /ui/ HTTP/1.1\r\n" HOST "\r\n",
+	    "GET /v1/openapi.json HTTP/1.1\r\n" HOST "\r\n",
+	    "GET /metrics HTTP/1.1\r\n" HOST "Authorization: Bearer x\r\n\r\n",
+	};
+#undef HOST
+#undef JSON
+	for (size_t i = 0; i < sizeof(requests) / sizeof(requests[0]); i++)
+		http_seed(dir, requests[i]);
+	/* tau-bench conversations as append requests */
+	ev_arena a = EV_ARENA_INIT;
+	corpus *c = calloc(1, sizeof(*c));
+	if (c && corpus_load(c, &a, NULL) == 1)
+		for (size_t i = 0; i < c->n_convs && i < 8; i++) {
+			Convstore__V1__AppendRequest req = CONVSTORE__V1__APPEND_REQUEST__INIT;
+			req.events = c->convs[i].events;
+			req.n_events = c->convs[i].n;
+			char *json = cs_json_encode_text(&req.base, 0, NULL);
+			size_t len = json ? strlen(json) : 0;
+			char *text = json ? malloc(len + 256) : NULL;
+			if (text) {
+				snprintf(text, len + 256,
+					 "POST /v1/conversations/tau-%zu/events HTTP/1.1\r\nHost: "
+					 "fuzz\r\n"
+					 "Content-Type: application/json\r\nContent-Length: "
+					 "%zu\r\n\r\n%s",
+					 i, len, json);
+				http_seed(dir, text);
+			}
+			free(text);
+			free(json);
+		}
+	if (c)
+		corpus_free(c);
+	free(c);
+	ev_arena_free(&a);
+}
+
 static void cursor_seeds(const char *dir)
 {
 	static const uint64_t pairs[][2] = {{0, 1}, {45, 46}, {45, 20}, {100, 3}, {7, 0}};
@@ -215,7 +292,7 @@ static void cursor_seeds(const char *dir)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: fuzz_seeds json|event|record|cursor DIR\n");
+		fprintf(stderr, "usage: fuzz_seeds json|event|record|cursor|http DIR\n");
 		return 2;
 	}
 	const char *kind = argv[1], *dir = argv[2];
@@ -225,6 +302,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(kind, "cursor")) {
 		cursor_seeds(dir);
+	} else if (!strcmp(kind, "http")) {
+		http_seeds(dir);
 	} else {
 		samples_seeds(kind, dir);
 		corpus_seeds(kind, dir);
