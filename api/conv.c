@@ -180,12 +180,60 @@ static int append_check(int64_t *expected, cs_req *r, Convstore__V1__AppendReque
 	return add_trace(r, req->events, req->n_events, err);
 }
 
+/* The append's commit is done (the store's writer thread): let the event loop answer it. */
+static void append_done(void *ctx)
+{
+	cs_req *r = ctx;
+	MHD_resume_connection(r->conn);
+}
+
+void cs_append_abandon(cs_req *r)
+{
+	if (r->append_op)
+		cs_store_append_finish(r->append_op, NULL, NULL);
+	if (r->append_request)
+		protobuf_c_message_free_unpacked(&r->append_request->base, NULL);
+	r->append_op = NULL;
+	r->append_request = NULL;
+}
+
+/* Answer an append from its outcome; frees @req. */
+static enum MHD_Result append_reply(cs_req *r, int rc, const cs_error *err,
+				    Convstore__V1__AppendRequest *req, const cs_append_result *res)
+{
+	if (!rc)
+		cs_metrics_append(&r->srv->metrics, req->n_events, cs_us_since(&r->append_t0));
+	if (req)
+		protobuf_c_message_free_unpacked(&req->base, NULL);
+	if (rc)
+		return cs_reply_error(r, err);
+	Convstore__V1__AppendResponse out = CONVSTORE__V1__APPEND_RESPONSE__INIT;
+	out.conversation_id = r->id;
+	out.first_version = res->first_version;
+	out.last_version = res->last_version;
+	out.first_position = res->first_position;
+	out.last_position = res->last_position;
+	return cs_reply_message(r, res->replayed ? MHD_HTTP_OK : MHD_HTTP_CREATED, &out.base, 0);
+}
+
+/*
+ * POST /v1/conversations/{id}/events. On a worker it waits for the commit like any handler. On
+ * the event loop (r->inline_append: a small body, see server.c) it queues the append and
+ * returns with the connection still suspended; the store's writer resumes it once committed,
+ * and libmicrohttpd calls this again to answer: no thread waits for the commit at all.
+ */
 enum MHD_Result cs_h_append(cs_req *r)
 {
 	cs_error err = CS_ERROR_INIT;
-	Convstore__V1__AppendRequest *req = NULL;
-	Convstore__V1__AppendResponse out = CONVSTORE__V1__APPEND_RESPONSE__INIT;
 	cs_append_result res = {0};
+	if (r->append_op) { /* the second call: the commit is done */
+		Convstore__V1__AppendRequest *req = r->append_request;
+		int rc = cs_store_append_finish(r->append_op, &res, &err);
+		r->append_op = NULL;
+		r->append_request = NULL;
+		return append_reply(r, cs_write_done(r, rc), &err, req, &res);
+	}
+	Convstore__V1__AppendRequest *req = NULL;
 	int64_t expected = CS_ANY_VERSION;
 	int rc = cs_body_decode((ProtobufCMessage **)&req, r,
 				&convstore__v1__append_request__descriptor, &err);
@@ -193,24 +241,19 @@ enum MHD_Result cs_h_append(cs_req *r)
 		index_from_path(&err);
 	if (!rc)
 		rc = append_check(&expected, r, req, &err);
-	if (!rc) {
-		struct timespec t0;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+	clock_gettime(CLOCK_MONOTONIC, &r->append_t0);
+	if (!rc && r->inline_append) {
+		rc = cs_store_append_start(&r->append_op, r->srv->store, r->tenant, r->id, expected,
+					   req->events, req->n_events, append_done, r, &err);
+		if (!rc) {
+			r->append_request = req;
+			return MHD_YES; /* answered when append_done() resumes the connection */
+		}
+	} else if (!rc) {
 		rc = cs_write_done(r, cs_store_append(&res, r->srv->store, r->tenant, r->id,
 						      expected, req->events, req->n_events, &err));
-		if (!rc)
-			cs_metrics_append(&r->srv->metrics, req->n_events, cs_us_since(&t0));
 	}
-	if (req)
-		protobuf_c_message_free_unpacked(&req->base, NULL);
-	if (rc)
-		return cs_reply_error(r, &err);
-	out.conversation_id = r->id;
-	out.first_version = res.first_version;
-	out.last_version = res.last_version;
-	out.first_position = res.first_position;
-	out.last_position = res.last_position;
-	return cs_reply_message(r, res.replayed ? MHD_HTTP_OK : MHD_HTTP_CREATED, &out.base, 0);
+	return append_reply(r, rc, &err, req, &res);
 }
 
 /*

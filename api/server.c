@@ -127,12 +127,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	if (r->failed)
 		return MHD_NO;
+	if (r->append_op) /* resumed by the store's writer: answer the append */
+		return cs_h_append(r);
 	if (r->body_too_big)
 		return cs_reply_fail(r, CS_ETOOBIG, "body is over the limit of %zu bytes",
 				     r->srv->cfg.max_body);
 	if (!r->dispatched && atomic_load(&r->srv->closing)) { /* the pool is stopping */
 		r->retry_after = 1;
 		return cs_reply_fail(r, CS_ECLOSED, "the server is shutting down");
+	}
+	if (!r->dispatched && r->route == CS_ROUTE_APPEND && r->body_len <= CS_INLINE_APPEND_BODY) {
+		/* a small append: decoded here, committed with no thread waiting (conv.c) */
+		r->dispatched = r->inline_append = true;
+		MHD_suspend_connection(conn);
+		enum MHD_Result ret = cs_h_append(r);
+		if (r->answered || ret == MHD_NO) {
+			r->failed = !r->answered;
+			MHD_resume_connection(conn);
+		}
+		return MHD_YES;
 	}
 	if (!r->dispatched) { /* step 3 on a worker; it resumes the connection when done */
 		if (!cs_workers_admit(r->srv)) {
@@ -162,6 +175,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 	cs_metrics_request(&r->srv->metrics, r->route, r->status, us);
 	cs_log_request(r, us);
+	cs_append_abandon(r);
 	for (size_t i = 0; i < r->n_params; i++) {
 		free(r->params[i].key);
 		free(r->params[i].value);
@@ -206,8 +220,8 @@ void cs_config_defaults(cs_config *c)
 
 int cs_server_start(cs_server *srv, const struct sockaddr *addr, cs_error *err)
 {
-	unsigned flags =
-	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ERROR_LOG | MHD_USE_TURBO;
 	if (addr->sa_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	bool tls = srv->tls_cert_pem && srv->tls_key_pem;

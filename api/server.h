@@ -190,6 +190,11 @@ typedef struct cs_req {
 	bool park;		  /* the handler asks to wait in the hub ... */
 	uint64_t park_seen;	  /* ... unless the hub published after this */
 	cs_waiter waiter;
+	/* an append committed without a thread waiting (conv.c, server.c) */
+	bool inline_append;			      /* run on the event loop, not the pool */
+	cs_append_op *append_op;		      /* queued in the store, not answered yet */
+	Convstore__V1__AppendRequest *append_request; /* its events, alive until then */
+	struct timespec append_t0;
 	uint64_t poll_after;	/* a long poll: where its reading has got to */
 	uint64_t poll_until_ms; /* ... and when it gives up */
 	bool poll_started;
@@ -226,6 +231,12 @@ enum MHD_Result cs_reply_state(cs_req *r, unsigned status, const char *id);
  * for any); when both are given they must agree. CS_ANY_VERSION when neither is.
  */
 int cs_if_match(int64_t *out, const cs_req *r, bool body_set, uint64_t body_value, cs_error *err);
+
+/** Bodies up to this size are appended from the event loop without a worker (server.c). */
+#define CS_INLINE_APPEND_BODY (64u << 10)
+
+/** Give up an append still queued (the connection ended): its outcome is dropped. */
+void cs_append_abandon(cs_req *r);
 
 /** After a write returned @rc: wake feed readers when it stored something. Returns @rc. */
 int cs_write_done(cs_req *r, int rc);

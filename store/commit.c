@@ -199,7 +199,10 @@ static void *writer_main(void *arg)
 		 * read before the post. */
 		for (cs_request *r = batch, *next; r; r = next) {
 			next = r->next;
-			sem_post(&r->done);
+			if (r->on_done)
+				r->on_done(r->done_ctx);
+			else
+				sem_post(&r->done);
 		}
 		pthread_mutex_lock(&c->lock);
 	}
@@ -285,6 +288,16 @@ int cs_committer_submit(cs_committer *c, cs_request *req)
 	if (queued)
 		wait_done(req);
 	return req->rc;
+}
+
+int cs_committer_submit_async(cs_committer *c, cs_request *req)
+{
+	pthread_mutex_lock(&c->lock);
+	bool queued = enqueue(c, req);
+	if (queued)
+		wake(c, c->queued == 1);
+	pthread_mutex_unlock(&c->lock);
+	return queued ? CS_OK : req->rc;
 }
 
 int cs_committer_submit_all(cs_committer *c, cs_request *reqs, size_t n)

@@ -286,7 +286,9 @@ typedef struct cs_request {
 	int rc;
 	cs_error err;
 	cs_append_result result;
-	sem_t done; /* posted by the writer once the results above are written */
+	sem_t done;		    /* posted by the writer once the results above are written */
+	void (*on_done)(void *ctx); /* instead of posting done: called by the writer (async) */
+	void *done_ctx;
 	struct cs_request *next;
 } cs_request;
 
@@ -373,6 +375,9 @@ int cs_committer_start(cs_committer *c, cs_store *store, size_t max_batch_events
 void cs_committer_stop(cs_committer *c);
 /* Queue @req and wait for its result (req->rc). */
 int cs_committer_submit(cs_committer *c, cs_request *req);
+/* Queue @req without waiting: the writer calls req->on_done(req->done_ctx) once its results are
+ * written. CS_OK, or CS_ECLOSED (req->rc and req->err say so; on_done is not called). */
+int cs_committer_submit_async(cs_committer *c, cs_request *req);
 /* Queue @n requests at once, in order (so one batch may take them all), and wait for every one.
  * Returns CS_OK; each request's own result is in its rc. */
 int cs_committer_submit_all(cs_committer *c, cs_request *reqs, size_t n);

@@ -138,6 +138,54 @@ int cs_store_append(cs_append_result *out, cs_store *s, const char *tenant,
 	return rc ? rc : cs_store_submit(out, s, &req, err);
 }
 
+struct cs_append_op {
+	cs_request req;
+};
+
+int cs_store_append_start(cs_append_op **out, cs_store *s, const char *tenant,
+			  const char *conversation_id, int64_t expected_version,
+			  Convstore__V1__Event *const *events, size_t n, void (*done)(void *ctx),
+			  void *ctx, cs_error *err)
+{
+	*out = NULL;
+	if (s->env.read_only)
+		return cs_error_set(err, CS_EINVAL, "the store is open read-only");
+	cs_append_op *op = calloc(1, sizeof(*op));
+	if (!op)
+		return cs_error_set(err, CS_ENOMEM, "out of memory for an append");
+	int rc = cs_request_prepare(&op->req, &s->limits, tenant, conversation_id, expected_version,
+				    events, n, err);
+	if (rc) {
+		free(op);
+		return rc;
+	}
+	op->req.on_done = done;
+	op->req.done_ctx = ctx;
+	rc = cs_committer_submit_async(&s->committer, &op->req);
+	if (rc) {
+		if (err)
+			*err = op->req.err;
+		cs_request_deinit(&op->req);
+		free(op);
+		return rc;
+	}
+	*out = op;
+	return CS_OK;
+}
+
+int cs_store_append_finish(cs_append_op *op, cs_append_result *out, cs_error *err)
+{
+	int rc = op->req.rc;
+	if (rc == CS_OK && out)
+		*out = op->req.result;
+	else if (rc && err)
+		*err = op->req.err;
+	sem_destroy(&op->req.done);
+	cs_request_deinit(&op->req);
+	free(op);
+	return rc;
+}
+
 int cs_store_submit(cs_append_result *out, cs_store *s, cs_request *req, cs_error *err)
 {
 	int rc = cs_committer_submit(&s->committer, req);

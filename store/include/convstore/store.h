@@ -146,6 +146,22 @@ int cs_store_append(cs_append_result *out, cs_store *store, const char *tenant,
 		    const char *conversation_id, int64_t expected_version,
 		    Convstore__V1__Event *const *events, size_t n, cs_error *err);
 
+/*
+ * The same append without a thread waiting for it, for servers that do not hold a thread per
+ * request: cs_store_append_start() checks and queues it (errors of the request come back at
+ * once, exactly as cs_store_append() gives them, and then @done is never called); once it is
+ * committed (or refused by the writer), @done(@ctx) is called once, on the store's writer
+ * thread: it must only hand the news over (resume a connection, post a semaphore), never wait
+ * or call the store. Then cs_store_append_finish() gives the outcome, as cs_store_append()
+ * would have returned it, and frees the operation. @events must stay alive until then.
+ */
+typedef struct cs_append_op cs_append_op;
+int cs_store_append_start(cs_append_op **out, cs_store *store, const char *tenant,
+			  const char *conversation_id, int64_t expected_version,
+			  Convstore__V1__Event *const *events, size_t n, void (*done)(void *ctx),
+			  void *ctx, cs_error *err);
+int cs_store_append_finish(cs_append_op *op, cs_append_result *out, cs_error *err);
+
 /* A page of events read from the store. Each event is owned by the page. */
 typedef struct cs_event_page {
 	Convstore__V1__Event **events;
