@@ -4,9 +4,10 @@
  * Threading model: libmicrohttpd runs its own event loops (epoll, a pool of POLL_THREADS
  * threads) that only read requests and write responses; every connection, idle or streaming,
  * costs a socket and a little memory but no thread. When a request is complete its connection
- * is suspended and the request goes to the worker pool (workers.c), because handlers may block:
- * an append waits for the group commit, so 64 clients appending at once still put 64 requests
- * into one commit. Long polls and SSE streams wait in the feed hub (hub.c), suspended, holding
+ * is suspended and the request goes to the worker pool (workers.c), because handlers may block.
+ * The one exception is the hot path: an append with a body of at most CS_INLINE_APPEND_BODY is
+ * decoded right here and queued in the store with a completion callback (conv.c), so no thread
+ * waits for its group commit and 64 clients appending at once still share one commit. Long polls and SSE streams wait in the feed hub (hub.c), suspended, holding
  * no thread; --max-connections caps the connections, --threads the handlers running at once.
  * A connection that makes no progress for --idle-timeout seconds is closed: an idle client, or
  * a stream reader that stopped reading once its socket buffers filled (suspended connections -
