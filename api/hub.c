@@ -43,10 +43,11 @@
 
 #include "server.h"
 
-#define RING_FRAMES 65536u
-#define RING_BYTES  (32u << 20)
-#define HUB_PAGE    1000
-#define INTERESTS   1024u /* hash buckets of attached (tenant, conversation) pairs */
+#define RING_FRAMES    65536u
+#define RING_BYTES     (32u << 20)
+#define HUB_PAGE       1000
+#define INTERESTS      1024u /* hash buckets of attached (tenant, conversation) pairs */
+#define WAITER_BUCKETS 1024u /* hash buckets of parked waiters, by (tenant, conversation) */
 
 /* An erased conversation: events of it before its conversation_deleted are not published, even
  * when the hub read them from a snapshot older than the erase. Dropped once the hub is past. */
@@ -84,8 +85,8 @@ struct cs_hub {
 	uint64_t notified;  /* bumped by every committed write */
 	uint64_t published; /* bumped after each round the hub thread makes */
 	bool stop, draining;
-	uint64_t nearest;   /* the deadline the hub thread waits for (0: none) */
-	cs_waiter *waiters; /* a doubly linked list of parked waiters */
+	uint64_t nearest;		    /* the deadline the hub thread waits for (0: none) */
+	cs_waiter *waiters[WAITER_BUCKETS]; /* parked waiters, hashed by their key */
 	size_t n_waiters;
 
 	/* ring_lock: the frames (read-locked by streams copying, write-locked by the hub) */
@@ -378,7 +379,7 @@ static void unlink_waiter(cs_hub *h, cs_waiter *w)
 	if (w->prev)
 		w->prev->next = w->next;
 	else
-		h->waiters = w->next;
+		h->waiters[w->key % WAITER_BUCKETS] = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
 	w->prev = w->next = NULL;
@@ -393,11 +394,12 @@ bool cs_hub_park(cs_server *srv, cs_waiter *w, uint64_t seen)
 	bool park = h->published == seen && !h->draining;
 	if (park) {
 		w->key = key_hash(w->tenant, w->conversation ? w->conversation : "");
+		cs_waiter **head = &h->waiters[w->key % WAITER_BUCKETS];
 		w->prev = NULL;
-		w->next = h->waiters;
-		if (h->waiters)
-			h->waiters->prev = w;
-		h->waiters = w;
+		w->next = *head;
+		if (*head)
+			(*head)->prev = w;
+		*head = w;
 		w->parked = true;
 		h->n_waiters++;
 		if (w->on_park)
@@ -420,66 +422,76 @@ void cs_hub_unpark(cs_server *srv, cs_waiter *w)
 	pthread_mutex_unlock(&h->lock);
 }
 
-/* The keys of a round's events, (tenant, conversation) and (tenant, ""), as a hash set. */
+/* The keys of a round's events already looked at: a hash set of (tenant, conversation) and
+ * (tenant, "") hashes. */
 #define ROUND_KEYS 4096u /* > 2 * HUB_PAGE, so that it never fills */
 
-static void round_keys(uint64_t *set, Convstore__V1__Event *const *events, size_t n)
+/* Add @k; false when it was there already. */
+static bool round_add(uint64_t *set, uint64_t k)
 {
-	memset(set, 0, ROUND_KEYS * sizeof(*set));
+	size_t j = k % ROUND_KEYS;
+	while (set[j] && set[j] != k)
+		j = (j + 1) % ROUND_KEYS;
+	if (set[j])
+		return false;
+	set[j] = k;
+	return true;
+}
+
+static void wake_one(cs_hub *h, cs_waiter *w)
+{
+	unlink_waiter(h, w);
+	w->wake(w);
+}
+
+/*
+ * Wake the waiters @events (may be NULL) concern, those past their deadline, or all when
+ * draining. Waiters are hashed by their key, so a round looks only at the buckets of its
+ * events' keys - what it wakes, not every parked waiter - and walks them all only when a
+ * deadline is due. The caller holds h->lock. Returns the nearest deadline left (or 0).
+ */
+static uint64_t wake(cs_hub *h, Convstore__V1__Event *const *events, size_t n)
+{
+	static uint64_t seen[ROUND_KEYS]; /* only the hub thread and drain call this, locked */
+	if (n)
+		memset(seen, 0, sizeof(seen));
 	for (size_t i = 0; i < 2 * n; i++) {
 		const Convstore__V1__Event *ev = events[i / 2];
 		uint64_t k = key_hash(ev->tenant, i % 2 ? ev->conversation_id : "");
-		size_t j = k % ROUND_KEYS;
-		while (set[j] && set[j] != k)
-			j = (j + 1) % ROUND_KEYS;
-		set[j] = k;
-	}
-}
-
-static bool round_has(const uint64_t *set, uint64_t k)
-{
-	for (size_t j = k % ROUND_KEYS; set[j]; j = (j + 1) % ROUND_KEYS)
-		if (set[j] == k)
-			return true;
-	return false;
-}
-
-/* Wake the waiters @events (may be NULL) concern, those past their deadline, or all when
- * draining. A waiter's key is looked up in the round's key set first, so a thousand waiters
- * cost a thousand probes, not a comparison with every event. The caller holds h->lock.
- * Returns the nearest deadline of those left (or 0). */
-static uint64_t wake(cs_hub *h, Convstore__V1__Event *const *events, size_t n)
-{
-	static uint64_t set[ROUND_KEYS]; /* only the hub thread and drain call this, locked */
-	if (n)
-		round_keys(set, events, n);
-	uint64_t now = cs_mono_ms(), nearest = 0;
-	for (cs_waiter *w = h->waiters, *next; w; w = next) {
-		next = w->next;
-		bool go = h->draining || w->deadline_ms <= now;
-		if (!go && n && round_has(set, w->key))
-			for (size_t i = 0; !go && i < n; i++)
-				go = concerns(w, events[i]->tenant, events[i]->conversation_id,
-					      events[i]->type);
-		if (go) {
-			unlink_waiter(h, w);
-			w->wake(w);
-		} else if (!nearest || w->deadline_ms < nearest) {
-			nearest = w->deadline_ms;
+		if (!round_add(seen, k))
+			continue;
+		for (cs_waiter *w = h->waiters[k % WAITER_BUCKETS], *next; w; w = next) {
+			next = w->next;
+			bool go = false;
+			for (size_t j = 0; w->key == k && !go && j < n; j++)
+				go = concerns(w, events[j]->tenant, events[j]->conversation_id,
+					      events[j]->type);
+			if (go)
+				wake_one(h, w);
 		}
 	}
-	h->nearest = nearest;
-	return nearest;
+	uint64_t now = cs_mono_ms();
+	if (h->draining || (h->nearest && now >= h->nearest)) {
+		uint64_t nearest = 0;
+		for (size_t b = 0; b < WAITER_BUCKETS; b++)
+			for (cs_waiter *w = h->waiters[b], *next; w; w = next) {
+				next = w->next;
+				if (h->draining || w->deadline_ms <= now)
+					wake_one(h, w);
+				else if (!nearest || w->deadline_ms < nearest)
+					nearest = w->deadline_ms;
+			}
+		h->nearest = nearest;
+	}
+	return h->nearest;
 }
 
 /* Wake every parked waiter. The caller holds h->lock. */
 static void wake_all(cs_hub *h)
 {
-	while (h->waiters) {
-		cs_waiter *w = h->waiters;
-		unlink_waiter(h, w);
-		w->wake(w);
-	}
+	for (size_t b = 0; b < WAITER_BUCKETS; b++)
+		while (h->waiters[b])
+			wake_one(h, h->waiters[b]);
 }
 
 /* ---- the hub thread ----------------------------------------------------------------------- */
