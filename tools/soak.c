@@ -2,14 +2,15 @@
  * soak - mixed load on convstored for a set time at a set rate, to find what only time shows:
  * memory that grows, latency that drifts, errors that appear after the millionth request.
  *
- * The mix, per request: 50% append (1 KiB message to one of 1,000 conversations), 25% state
+ * The mix, per request: 50% append (1 KiB message to one of 1,000 conversations of the current
+ * generation: a new thousand every 30 s, so conversations stay realistically short), 25% state
  * view, 10% messages view, 10% list page, 5% global feed page; plus --subscribers SSE streams
  * on the global feed consumed the whole time. The load is open-loop: each client thread sends at
  * its share of --rate on a fixed schedule and latency is measured from the scheduled moment, so
  * a server that stalls is charged for the requests that queued behind the stall.
  *
- * Without --rate, soak first measures the peak (closed loop, 16 clients, 10 s) and runs at
- * --percent of it (default 70). It prints, per minute and at the end: requests/s, p50, p99 and
+ * Without --rate, soak first measures the peak (closed loop, --clients connections, 10 s) and
+ * runs at --percent of it (default 70), open loop on four times as many connections. It prints, per minute and at the end: requests/s, p50, p99 and
  * p999 latency, errors by status, and the server's memory: RssAnon (its heap and stacks: what
  * a leak grows) and RssFile (pages of the store's map the kernel keeps in memory: that grows
  * with the store and is the page cache's to reclaim). It exits 1 when any request failed or
@@ -35,6 +36,7 @@
 #define MAX_SUBS      100
 #define CONVERSATIONS 1000
 #define SAMPLES	      (1u << 22)
+#define GENERATION_S  30 /* seconds a generation of conversations is appended to */
 
 typedef struct opts {
 	const char *spawn;
@@ -80,22 +82,29 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-/* One request of the mix; its HTTP status, or 0 when there was no answer. */
+static double started;
+
+/* One request of the mix; its HTTP status, or 0 when there was no answer. Conversations come in
+ * generations of GENERATION_S seconds (a thousand at a time, like an agent platform's traffic):
+ * each stays as long as real ones are, so a request's cost does not grow with the run while the
+ * store does. */
 static int one_request(httpc *h, unsigned *seed)
 {
 	unsigned pick = (unsigned)rand_r(seed) % 100, conv = (unsigned)rand_r(seed) % CONVERSATIONS;
+	unsigned gen = (unsigned)((now() - started) / GENERATION_S);
 	char path[160];
 	httpc_response r;
 	int rc;
 	if (pick < 50) {
-		snprintf(path, sizeof(path), "/v1/conversations/soak-%u/events", conv);
+		snprintf(path, sizeof(path), "/v1/conversations/soak-%u-%u/events", gen, conv);
 		rc = httpc_request(&r, h, "POST", path, "Content-Type: application/json\r\n", body,
 				   strlen(body));
 	} else {
 		if (pick < 75)
-			snprintf(path, sizeof(path), "/v1/conversations/soak-%u", conv);
+			snprintf(path, sizeof(path), "/v1/conversations/soak-%u-%u", gen, conv);
 		else if (pick < 85)
-			snprintf(path, sizeof(path), "/v1/conversations/soak-%u/messages", conv);
+			snprintf(path, sizeof(path), "/v1/conversations/soak-%u-%u/messages", gen,
+				 conv);
 		else if (pick < 95)
 			snprintf(path, sizeof(path), "/v1/conversations?limit=20");
 		else
@@ -132,7 +141,7 @@ static void *client_main(void *arg)
 	httpc h;
 	httpc_init(&h, O.host, O.port);
 	unsigned seed = (unsigned)c->id * 7919u + 1;
-	double next = now() + c->interval * ((double)c->id / (double)O.clients);
+	double next = now() + c->interval * ((double)c->id / (double)MAX_CLIENTS);
 	while (!atomic_load(&stop_all)) {
 		if (c->interval) {
 			double wait = next - now();
@@ -280,6 +289,7 @@ int main(int argc, char **argv)
 	snprintf(body, sizeof(body),
 		 "{\"events\":[{\"message\":{\"role\":\"user\",\"content\":\"%s\"}}]}", content);
 	W.lat = malloc(SAMPLES * sizeof(double));
+	started = now();
 	char dir[4096];
 	pid_t pid = 0;
 	if (O.spawn) {
@@ -315,7 +325,11 @@ int main(int argc, char **argv)
 	printf("| minute | requests/s | p50 | p99 | p999 | errors | RssAnon | RssFile | feed "
 	       "events |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
 	fflush(stdout);
-	clients_start(t, c, O.clients, O.clients / O.rate);
+	/* Open loop on four times as many connections as the peak was measured with: each then
+	 * needs a quarter of its capacity, so one slow answer does not leave a client behind its
+	 * schedule for the rest of the run (that would measure the client, not the server). */
+	unsigned open = O.clients * 4 < MAX_CLIENTS ? O.clients * 4 : MAX_CLIENTS;
+	clients_start(t, c, open, open / O.rate);
 	long anon_warm = -1, anon_end = -1, anon_start = pid ? procs_status_kb(pid, "RssAnon") : -1;
 	unsigned minutes = (unsigned)(O.minutes + 0.5);
 	for (unsigned m = 1; m <= minutes && !interrupted; m++) {
@@ -334,7 +348,7 @@ int main(int argc, char **argv)
 		    file / 1024, (unsigned long long)atomic_load(&subs_events));
 		fflush(stdout);
 	}
-	clients_stop(t, O.clients);
+	clients_stop(t, open);
 	atomic_store(&subs_stop, true);
 	pthread_join(st, NULL);
 	for (unsigned i = 0; i < O.subscribers; i++)
