@@ -10,11 +10,12 @@
  * a server that stalls is charged for the requests that queued behind the stall.
  *
  * Without --rate, soak first measures the peak (closed loop, --clients connections, 10 s) and
- * runs at --percent of it (default 70), open loop on four times as many connections. It prints, per minute and at the end: requests/s, p50, p99 and
- * p999 latency, errors by status, and the server's memory: RssAnon (its heap and stacks: what
- * a leak grows) and RssFile (pages of the store's map the kernel keeps in memory: that grows
- * with the store and is the page cache's to reclaim). It exits 1 when any request failed or
- * RssAnon grew by 10% or more from the end of the first minute (the warm-up) to the end.
+ * runs at --percent of it (default 70), open loop on four times as many connections. It prints, per
+ * minute and at the end: requests/s, p50, p99 and p999 latency, errors by status, and the server's
+ * memory: RssAnon (its heap and stacks: what a leak grows) and RssFile (pages of the store's map
+ * the kernel keeps in memory: that grows with the store and is the page cache's to reclaim). It
+ * exits 1 when any request failed or RssAnon grew by 10% or more from the end of the first minute
+ * (the warm-up) to the end.
  *
  *   soak --spawn build/api/convstored [--minutes 10] [--rate N | --percent 70]
  *        [--clients 16] [--subscribers 10]
@@ -369,7 +370,8 @@ int main(int argc, char **argv)
 		}
 		procs_rmtree(dir);
 	}
-	printf("%s\n",
-	       rc ? "FAILED" : "passed: no request failed and RssAnon grew by less than 10%");
+	printf("%s\n", interrupted ? "interrupted before the end"
+		       : rc	   ? "FAILED"
+				   : "passed: no request failed and RssAnon grew by less than 10%");
 	return rc;
 }
