@@ -278,18 +278,6 @@ static void wait_done(cs_request *req)
 	sem_destroy(&req->done);
 }
 
-int cs_committer_submit(cs_committer *c, cs_request *req)
-{
-	pthread_mutex_lock(&c->lock);
-	bool queued = enqueue(c, req);
-	if (queued)
-		wake(c, c->queued == 1);
-	pthread_mutex_unlock(&c->lock);
-	if (queued)
-		wait_done(req);
-	return req->rc;
-}
-
 int cs_committer_submit_async(cs_committer *c, cs_request *req)
 {
 	pthread_mutex_lock(&c->lock);
@@ -298,6 +286,13 @@ int cs_committer_submit_async(cs_committer *c, cs_request *req)
 		wake(c, c->queued == 1);
 	pthread_mutex_unlock(&c->lock);
 	return queued ? CS_OK : req->rc;
+}
+
+int cs_committer_submit(cs_committer *c, cs_request *req)
+{
+	if (cs_committer_submit_async(c, req) == CS_OK) /* no on_done: the writer posts done */
+		wait_done(req);
+	return req->rc;
 }
 
 int cs_committer_submit_all(cs_committer *c, cs_request *reqs, size_t n)
