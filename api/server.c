@@ -7,11 +7,12 @@
  * is suspended and the request goes to the worker pool (workers.c), because handlers may block.
  * The one exception is the hot path: an append with a body of at most CS_INLINE_APPEND_BODY is
  * decoded right here and queued in the store with a completion callback (conv.c), so no thread
- * waits for its group commit and 64 clients appending at once still share one commit. Long polls and SSE streams wait in the feed hub (hub.c), suspended, holding
- * no thread; --max-connections caps the connections, --threads the handlers running at once.
- * A connection that makes no progress for --idle-timeout seconds is closed: an idle client, or
- * a stream reader that stopped reading once its socket buffers filled (suspended connections -
- * requests being handled, parked waits - do not count as idle).
+ * waits for its group commit and 64 clients appending at once still share one commit. Long polls
+ * and SSE streams wait in the feed hub (hub.c), suspended, holding no thread; --max-connections
+ * caps the connections, --threads the handlers running at once. A connection that makes no progress
+ * for --idle-timeout seconds is closed: an idle client, or a stream reader that stopped reading
+ * once its socket buffers filled (suspended connections - requests being handled, parked waits - do
+ * not count as idle).
  *
  * A request goes through on_request() in three steps:
  *   1. headers (first call): route (404, 405), auth (401, 403, before the conversation id is
