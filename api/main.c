@@ -2,9 +2,10 @@
  * main.c - convstored: flags, the store, the key file, signals.
  *
  * Startup order: parse flags; refuse to listen anywhere but loopback without a key file
- * (without one there is no auth); load the keys; open the store; block SIGINT and SIGTERM in
- * every thread (the server's threads inherit the mask) so that only this thread receives them
- * through sigwait(); start serving and print "listening on ADDR:PORT" (tests read the port).
+ * (without one there is no auth); block SIGINT and SIGTERM before any thread exists (every
+ * thread inherits the mask), so that only this thread receives them, through sigwait(); load
+ * the keys; open the store; start serving and print "listening on ADDR:PORT" (tests read the
+ * port).
  *
  * Shutdown (SIGINT or SIGTERM): stop accepting, let in-flight requests finish (server.c),
  * then cs_store_close(), which commits every append already queued, and exit 0.
@@ -336,14 +337,19 @@ static int wait_for_stop(cs_server *srv, const sigset_t *stop)
 }
 
 /* Serve until SIGINT or SIGTERM, then drain. */
+/* SIGINT and SIGTERM, blocked in every thread so that only wait_for_stop() takes them. */
+static void stop_signals(sigset_t *stop)
+{
+	sigemptyset(stop);
+	sigaddset(stop, SIGINT);
+	sigaddset(stop, SIGTERM);
+}
+
 static int serve(cs_server *srv, const struct sockaddr_storage *addr)
 {
 	cs_error err = CS_ERROR_INIT;
 	sigset_t stop;
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	stop_signals(&stop);
 	signal(SIGPIPE, SIG_IGN);
 	if (cs_server_start(srv, (const struct sockaddr *)addr, &err)) {
 		cs_log(srv, CS_LOG_ERROR, "%s", err.msg);
@@ -424,6 +430,11 @@ int main(int argc, char **argv)
 			c->listen);
 		return 2;
 	}
+	/* Before any thread exists (the store's writer starts in open_store()): a thread that
+	 * does not block them could take a SIGTERM and end the process without a drain. */
+	sigset_t stop;
+	stop_signals(&stop);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	if (!c->tls_cert != !c->tls_key) {
 		fprintf(stderr, "convstored: --tls-cert and --tls-key go together\n");
 		return 2;
